@@ -1,0 +1,3 @@
+from localai_provision.cli import main
+
+raise SystemExit(main())

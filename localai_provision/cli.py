@@ -1,0 +1,201 @@
+"""The command line: the only module that prints or exits.
+
+Everything else is a library returning results or raising LocalAIError. Here results become a
+human table or `--json`, and exit codes, which are an API:
+  validate  0 valid / 1 invalid
+  plan, drift  0 nothing to do / 2 changes or drift / 1 error
+  apply  0 converged / 1 a host failed
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from localai_provision import __version__
+from localai_provision.errors import LocalAIError, Problem, SiteError, UsageError
+from localai_provision.site import load_site, select_hosts
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_CHANGES = 2
+
+
+class Output:
+    """Where the CLI writes; tests pass their own streams instead of patching sys."""
+
+    def __init__(self, out: TextIO | None = None, err: TextIO | None = None) -> None:
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+
+    def line(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def error(self, text: str) -> None:
+        print(text, file=self.err)
+
+    def json(self, data: Any) -> None:
+        json.dump(data, self.out, indent=2, sort_keys=False, default=str)
+        self.out.write("\n")
+
+
+# --- validate --------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace, io: Output) -> int:
+    reports: list[dict[str, Any]] = []
+    failed = False
+    for file in args.files:
+        try:
+            site = load_site(file)
+        except SiteError as exc:
+            failed = True
+            reports.append(
+                {"file": file, "valid": False, "errors": [p.as_dict() for p in exc.problems]}
+            )
+            if not args.json:
+                for problem in exc.problems:
+                    io.error(problem.render())
+                count = len(exc.problems)
+                io.error(f"{file}: {count} error{'s' if count != 1 else ''}")
+            continue
+        summary = {
+            "hosts": len(site.hosts),
+            "groups": len(site.groups),
+            "models": len(site.model_ids),
+        }
+        reports.append({"file": file, "valid": True, "errors": [], **summary})
+        if not args.json:
+            io.line(
+                f"{file}: valid: {_count(summary['hosts'], 'host')}, "
+                f"{_count(summary['groups'], 'group')}, {_count(summary['models'], 'model')}"
+            )
+    if args.json:
+        io.json({"valid": not failed, "files": reports})
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --- hosts -----------------------------------------------------------------------------------
+
+
+def cmd_hosts(args: argparse.Namespace, io: Output) -> int:
+    site = load_site(args.file)
+    hosts = select_hosts(site, args.limit)
+    if args.json:
+        io.json({"file": args.file, "hosts": [h.to_dict() for h in hosts]})
+        return EXIT_OK
+    for i, host in enumerate(hosts):
+        if i:
+            io.line()
+        data = host.to_dict()
+        name = data.pop("name")
+        io.line(f"{name}:")
+        text = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, width=100)
+        for line in text.rstrip().splitlines():
+            io.line("  " + line)
+    return EXIT_OK
+
+
+# --- plumbing --------------------------------------------------------------------------------
+
+Command = Callable[[argparse.Namespace, Output], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="localai",
+        description="Declarative provisioning of MLX Omni Server across a fleet of Macs.",
+    )
+    parser.add_argument("--version", action="version", version=f"localai {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check site files; exit 0 valid, 1 invalid")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("hosts", help="show each host's settings after merging")
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_hosts)
+    return parser
+
+
+def _add_limit(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--limit",
+        "-l",
+        metavar="PATTERN",
+        help="hosts by name, group or glob, comma-separated; !PATTERN excludes",
+    )
+
+
+def main(argv: Sequence[str] | None = None, io: Output | None = None) -> int:
+    io = io or Output()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(io.err)
+        return EXIT_ERROR
+    func: Command = args.func
+    try:
+        return func(args, io)
+    except SiteError as exc:
+        _report_site_error(exc.problems, args, io)
+        return EXIT_ERROR
+    except UsageError as exc:
+        io.error(f"localai: error: {exc}")
+        return EXIT_ERROR
+    except LocalAIError as exc:
+        io.error(f"localai: error: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        io.error("localai: interrupted")
+        return 130
+    except BrokenPipeError:
+        # `localai hosts site.yaml | head` closes our stdout early; that is not an error.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
+        if os.environ.get("LOCALAI_DEBUG"):
+            traceback.print_exc(file=io.err)
+        io.error(
+            f"localai: internal error: {type(exc).__name__}: {exc}\n"
+            "This is a bug in localai-provision; rerun with LOCALAI_DEBUG=1 for the traceback "
+            "and report it."
+        )
+        return EXIT_ERROR
+
+
+def _report_site_error(problems: list[Problem], args: argparse.Namespace, io: Output) -> None:
+    if getattr(args, "json", False):
+        io.json({"valid": False, "errors": [p.as_dict() for p in problems]})
+        return
+    for problem in problems:
+        io.error(problem.render())
+
+
+def entry_point() -> None:
+    raise SystemExit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry_point()
+
+
+__all__ = ["Output", "Path", "build_parser", "main"]

@@ -1,0 +1,277 @@
+"""Load a site file: read, validate against the schema, check what the schema cannot, merge.
+
+``load_site`` either returns a Site whose every host is fully resolved, or raises one SiteError
+holding every problem found (not just the first), each with file, line and column.
+"""
+
+from __future__ import annotations
+
+import getpass
+import ipaddress
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from localai_provision.errors import Problem, SiteError
+from localai_provision.site.model import (
+    DEFAULT_ENDPOINTS,
+    HostSpec,
+    ModelSpec,
+    PackageIndex,
+    ServerSettings,
+    Site,
+    VerifySettings,
+    canonical_package_name,
+)
+from localai_provision.site.schema import problems_from_schema
+from localai_provision.site.yamlread import Document, read_yaml
+
+
+def read_site_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise SiteError([Problem(str(path), 1, 1, "no such file; check the path")]) from None
+    except IsADirectoryError:
+        raise SiteError([Problem(str(path), 1, 1, "is a folder, not a site file")]) from None
+    except OSError as exc:
+        raise SiteError(
+            [Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}")]
+        ) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # Point at the offending byte: count lines up to it.
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        col = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise SiteError(
+            [Problem(str(path), line, col, "the file is not valid UTF-8; save it as UTF-8")]
+        ) from None
+
+
+def load_site(path: str | Path) -> Site:
+    path = Path(path)
+    text = read_site_text(path)
+    return parse_site(text, str(path), base_dir=path.resolve().parent)
+
+
+def parse_site(text: str, file: str, base_dir: Path | None = None) -> Site:
+    doc, reading_problems = read_yaml(text, file)
+    if doc.data is None and reading_problems:
+        raise SiteError(reading_problems)  # nothing was read (syntax error, empty, too big)
+    if not isinstance(doc.data, dict):
+        raise SiteError(
+            [
+                *reading_problems,
+                doc.problem((), "the top level must be a mapping with `version` and `hosts`"),
+            ]
+        )
+    # `mini-01:` with nothing under it is a host with no settings of its own.
+    for section in ("hosts", "groups"):
+        entries = doc.data.get(section)
+        if isinstance(entries, dict):
+            for key, value in entries.items():
+                if value is None:
+                    entries[key] = {}
+    # Repeated keys and refused tags do not stop the schema check: the user gets every
+    # mistake at once. A refused value (read as null) would fail the schema at the same spot,
+    # so the schema's word on a spot already reported is dropped.
+    reported = {(p.line, p.column) for p in reading_problems}
+    problems = reading_problems + [
+        p for p in problems_from_schema(doc) if (p.line, p.column) not in reported
+    ]
+    problems += _cross_checks(doc)
+    if problems:
+        raise SiteError(problems)
+    return _resolve(doc, base_dir or Path.cwd())
+
+
+def _cross_checks(doc: Document) -> list[Problem]:
+    """What JSON Schema cannot say: references between parts of the file."""
+    # These run even when the schema failed, so they must tolerate any shape: whatever is
+    # not the expected type was already reported by the schema and is skipped here.
+    data: dict[str, Any] = doc.data
+    problems: list[Problem] = []
+    groups = data.get("groups")
+    groups = groups if isinstance(groups, dict) else {}
+    hosts = data.get("hosts")
+    if not isinstance(hosts, dict):
+        return problems
+    seen_endpoints: dict[tuple[str, int], str] = {}
+    for name, host in hosts.items():
+        if not isinstance(host, dict):
+            continue
+        host_groups = host.get("groups", [])
+        for i, group in enumerate(host_groups if isinstance(host_groups, list) else []):
+            if isinstance(group, str) and group not in groups:
+                known = ", ".join(sorted(groups)) or "none are defined"
+                problems.append(
+                    doc.problem(
+                        ("hosts", name, "groups", i),
+                        f"unknown group `{group}` (groups: {known}); define it under `groups:`",
+                    )
+                )
+        address = host.get("address", name)
+        if not isinstance(address, str):
+            continue
+        bad_ip = _bad_ip(address) if "address" in host else None
+        if bad_ip:
+            problems.append(doc.problem(("hosts", name, "address"), bad_ip))
+        try:
+            merged = _merge_settings(data, name)
+        except (TypeError, AttributeError, KeyError):
+            continue  # a malformed group or defaults, already reported by the schema
+        port = merged.get("ssh_port", 22)
+        if merged.get("connection", "ssh") != "ssh" or not isinstance(port, int):
+            continue
+        endpoint = (address.lower(), port)
+        if endpoint in seen_endpoints:
+            path = ("hosts", name, "address") if "address" in host else ("hosts", name)
+            problems.append(
+                doc.problem(
+                    path,
+                    f"host `{name}` has the same address and SSH port "
+                    f"({endpoint[0]}:{endpoint[1]}) "
+                    f"as `{seen_endpoints[endpoint]}`; each host must be a different machine",
+                    key="address" not in host,
+                )
+            )
+        else:
+            seen_endpoints[endpoint] = name
+    return problems
+
+
+def _bad_ip(address: str) -> str | None:
+    parts = address.split(".")
+    if len(parts) == 4 and all(p.isdigit() for p in parts):
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            return f"{address} is not a valid IPv4 address (each part is 0-255)"
+    if ":" in address:
+        try:
+            ipaddress.IPv6Address(address.split("%")[0])
+        except ValueError:
+            return f"{address} is not a valid IPv6 address"
+    return None
+
+
+def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Mappings merge key by key, `models` merge by id, everything else is replaced."""
+    result = dict(base)
+    for key, value in over.items():
+        if key == "models" and isinstance(value, list) and isinstance(result.get(key), list):
+            result[key] = _merge_models(result[key], value)
+        elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = _deep_merge(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def _model_id(entry: Any) -> str:
+    return entry if isinstance(entry, str) else str(entry["id"])
+
+
+def _merge_models(base: list[Any], over: list[Any]) -> list[Any]:
+    merged: dict[str, Any] = {_model_id(m): m for m in base}
+    for entry in over:
+        merged[_model_id(entry)] = entry  # the later entry wins, keeping the first's place
+    return list(merged.values())
+
+
+def _merge_settings(data: dict[str, Any], host_name: str) -> dict[str, Any]:
+    """defaults < each of the host's groups, in the order listed < the host itself."""
+    host = data["hosts"][host_name] or {}
+    merged = _deep_merge({}, data.get("defaults") or {})
+    groups = data.get("groups") or {}
+    for group in host.get("groups", []):
+        if isinstance(groups.get(group), Mapping):
+            merged = _deep_merge(merged, groups[group])
+    own = {k: v for k, v in host.items() if k not in ("address", "groups")}
+    return _deep_merge(merged, own)
+
+
+def _resolve(doc: Document, base_dir: Path) -> Site:
+    data: dict[str, Any] = doc.data
+    hosts: dict[str, HostSpec] = {}
+    for name in data["hosts"]:
+        raw = data["hosts"][name] or {}
+        hosts[name] = _host_spec(name, raw, _merge_settings(data, name), base_dir)
+    groups = {
+        g: tuple(h.name for h in hosts.values() if g in h.groups)
+        for g in (data.get("groups") or {})
+    }
+    return Site(file=Path(doc.file), hosts=hosts, groups=groups)
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path) -> HostSpec:
+    server = s.get("server", {})
+    index = s.get("package_index", {})
+    verify = s.get("verify", {})
+    connection = s.get("connection", "ssh")
+    models = []
+    for entry in _merge_models([], s.get("models", [])):
+        if isinstance(entry, str):
+            models.append(ModelSpec(id=entry))
+            continue
+        source = entry.get("source")
+        if source is not None:
+            source = str((base_dir / os.path.expanduser(source)).resolve())
+        models.append(
+            ModelSpec(
+                id=entry["id"],
+                revision=entry.get("revision", "main"),
+                prewarm=entry.get("prewarm", True),
+                source=source,
+            )
+        )
+    identity = s.get("identity_file")
+    return HostSpec(
+        name=name,
+        address=raw.get("address", name),
+        groups=tuple(raw.get("groups", ())),
+        connection=connection,
+        user=s.get("user") or (getpass.getuser() if connection == "ssh" else None),
+        ssh_port=s.get("ssh_port", 22),
+        identity_file=str((base_dir / os.path.expanduser(identity)).resolve())
+        if identity
+        else None,
+        host_key_checking=s.get("host_key_checking", "accept-new"),
+        connect_timeout_s=float(s.get("connect_timeout_s", 10.0)),
+        prefix=s.get("prefix", "~/.localai"),
+        python=s.get("python", "python3"),
+        hf_home=s.get("hf_home", "~/.cache/huggingface"),
+        service=s.get("service", "auto"),
+        server=ServerSettings(
+            host=server.get("host", "127.0.0.1"),
+            port=server.get("port", 10240),
+            log_level=server.get("log_level", "info"),
+            workers=server.get("workers", 1),
+            env={k: _env_value(v) for k, v in server.get("env", {}).items()},
+            extra_args=tuple(server.get("extra_args", ())),
+        ),
+        packages={
+            canonical_package_name(k): str(v).removeprefix("==")
+            for k, v in s.get("packages", {}).items()
+        },
+        package_index=PackageIndex(
+            index_url=index.get("index_url"),
+            extra_index_urls=tuple(index.get("extra_index_urls", ())),
+            find_links=tuple(index.get("find_links", ())),
+            no_index=index.get("no_index", False),
+        ),
+        models=tuple(models),
+        verify=VerifySettings(
+            endpoints=tuple(verify.get("endpoints", DEFAULT_ENDPOINTS)),
+            timeout_s=float(verify.get("timeout_s", 60.0)),
+        ),
+    )

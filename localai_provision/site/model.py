@@ -1,0 +1,108 @@
+"""The resolved site: one fully merged HostSpec per host, exactly what plan and apply use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ENDPOINTS = ("/v1/models", "/anthropic/v1/models")
+
+
+def canonical_package_name(name: str) -> str:
+    """PEP 503 normalisation, keeping extras: `MLX_LM` -> `mlx-lm`, `mlx[CPU]` -> `mlx[cpu]`."""
+    base, bracket, extras = name.partition("[")
+    base = re.sub(r"[-_.]+", "-", base).lower()
+    return base + (bracket + extras.lower() if bracket else "")
+
+
+def package_base_name(name: str) -> str:
+    """The distribution name without extras: `mlx[cpu]` -> `mlx`."""
+    return canonical_package_name(name).partition("[")[0]
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = "127.0.0.1"
+    port: int = 10240
+    log_level: str = "info"
+    workers: int = 1
+    env: dict[str, str] = field(default_factory=dict)
+    extra_args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PackageIndex:
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    no_index: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    revision: str = "main"
+    prewarm: bool = True
+    # Absolute path on the controller to copy instead of downloading (relative paths in the
+    # site file are taken from the site file's folder).
+    source: str | None = None
+
+    @property
+    def cache_dir_name(self) -> str:
+        """The folder huggingface_hub uses for this repo: models--ORG--NAME."""
+        return "models--" + self.id.replace("/", "--")
+
+
+@dataclass(frozen=True)
+class VerifySettings:
+    endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    name: str
+    address: str
+    groups: tuple[str, ...] = ()
+    connection: str = "ssh"
+    user: str | None = None
+    ssh_port: int = 22
+    identity_file: str | None = None
+    host_key_checking: str = "accept-new"
+    connect_timeout_s: float = 10.0
+    prefix: str = "~/.localai"
+    python: str = "python3"
+    hf_home: str = "~/.cache/huggingface"
+    service: str = "auto"
+    server: ServerSettings = field(default_factory=ServerSettings)
+    # Canonical distribution name (with extras) -> exact version, without "==".
+    packages: dict[str, str] = field(default_factory=dict)
+    package_index: PackageIndex = field(default_factory=PackageIndex)
+    models: tuple[ModelSpec, ...] = ()
+    verify: VerifySettings = field(default_factory=VerifySettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        # Tuples become lists so that the JSON and YAML renderings look like the site file.
+        return _listify(data)  # type: ignore[no-any-return]
+
+
+def _listify(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _listify(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_listify(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Site:
+    file: Path
+    hosts: dict[str, HostSpec]  # in file order
+    groups: dict[str, tuple[str, ...]]  # group -> member host names, in file order
+
+    @property
+    def model_ids(self) -> set[str]:
+        return {m.id for h in self.hosts.values() for m in h.models}

@@ -1,0 +1,265 @@
+"""Safe YAML reading that remembers where every key and value came from.
+
+PyYAML's ``safe_load`` forgets positions and silently keeps the last of two equal keys. We
+compose the node tree instead (no object construction, so no code runs) and turn it into plain
+Python values ourselves, recording the position of every key and value by its path. That lets
+every later error point at a line, and lets us refuse what safe_load would accept quietly:
+repeated keys, unknown tags, and alias bombs.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from localai_provision.errors import Problem
+
+Path = tuple[str | int, ...]
+
+# A realistic site file has a few thousand nodes; 500 hosts about 20 000. An alias bomb
+# ("billion laughs") reuses one node exponentially often; counting visits while we walk stops
+# it after this many, long before the expansion would be built.
+MAX_NODES = 200_000
+MAX_DEPTH = 64
+MAX_FILE_BYTES = 8 * 1024 * 1024
+
+# libyaml's parser is several times faster and keeps marks; PyYAML may be built without it.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_STANDARD_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+    "tag:yaml.org,2002:map",
+    "tag:yaml.org,2002:seq",
+    "tag:yaml.org,2002:merge",
+}
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int  # 1-based
+    column: int  # 1-based
+
+
+@dataclass
+class Document:
+    """A parsed YAML document: plain data plus the position of each path."""
+
+    file: str
+    data: Any
+    value_marks: dict[Path, Mark] = field(default_factory=dict)
+    key_marks: dict[Path, Mark] = field(default_factory=dict)
+
+    def mark_of(self, path: Path, *, key: bool = False) -> Mark:
+        """Position of the value at ``path`` (or its key), else of the nearest ancestor."""
+        marks = self.key_marks if key else self.value_marks
+        probe = tuple(path)
+        while probe:
+            if probe in marks:
+                return marks[probe]
+            if not key and probe in self.key_marks:
+                return self.key_marks[probe]
+            probe = probe[:-1]
+        return self.value_marks.get((), Mark(1, 1))
+
+    def problem(self, path: Path, message: str, *, key: bool = False) -> Problem:
+        mark = self.mark_of(path, key=key)
+        return Problem(self.file, mark.line, mark.column, message, dotted(path))
+
+
+def dotted(path: Path) -> str:
+    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _expanded_size(node: Node, memo: dict[int, int]) -> int:
+    """How many values the tree would have with every alias written out, without building it.
+
+    Aliases make the composed tree a DAG, so memoising by node identity keeps this linear in
+    the size of the file even when the expansion is exponential.
+    """
+    known = memo.get(id(node))
+    if known is not None:
+        return known
+    size = 1
+    if isinstance(node, SequenceNode):
+        for child in node.value:
+            size += _expanded_size(child, memo)
+            if size > MAX_NODES:
+                raise _TooBig
+    elif isinstance(node, MappingNode):
+        for key_node, value_node in node.value:
+            size += _expanded_size(key_node, memo) + _expanded_size(value_node, memo)
+            if size > MAX_NODES:
+                raise _TooBig
+    memo[id(node)] = size
+    return size
+
+
+class _Builder:
+    def __init__(self, file: str) -> None:
+        self.doc = Document(file=file, data=None)
+        self.problems: list[Problem] = []
+        self.visited = 0
+        self._scalars = yaml.constructor.SafeConstructor()
+
+    def _mark(self, node: Node) -> Mark:
+        return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def _problem(self, node: Node, path: Path, message: str) -> None:
+        mark = self._mark(node)
+        self.problems.append(Problem(self.doc.file, mark.line, mark.column, message, dotted(path)))
+
+    def build(self, node: Node, path: Path, depth: int = 0) -> Any:
+        self.visited += 1
+        if self.visited > MAX_NODES:
+            raise _TooBig
+        if depth > MAX_DEPTH:
+            self._problem(node, path, f"nesting deeper than {MAX_DEPTH} levels; flatten the file")
+            return None
+        self.doc.value_marks.setdefault(path, self._mark(node))
+        if node.tag not in _STANDARD_TAGS:
+            self._problem(node, path, f"YAML tag {node.tag!r} is not allowed; use plain values")
+            return None
+        if isinstance(node, ScalarNode):
+            return self._scalar(node)
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
+        if isinstance(node, MappingNode):
+            return self._mapping(node, path, depth)
+        return None  # pragma: no cover - PyYAML has no other node kinds
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag == "tag:yaml.org,2002:timestamp":
+            # A date in a site file is a string to us (for example a revision name).
+            return str(node.value)
+        value = self._scalars.construct_object(node)
+        if isinstance(value, (datetime.date, bytes)):
+            return str(node.value)
+        return value
+
+    def _mapping(self, node: MappingNode, path: Path, depth: int) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        explicit: set[Any] = set()
+        merged: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                merged.update(self._merge_sources(value_node, path, depth))
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self._problem(key_node, path, "a key must be a plain value, not a list or mapping")
+                continue
+            self.visited += 1
+            key = self._scalar(key_node)
+            if not isinstance(key, (str, int, float, bool)) or key is None:
+                key = str(key_node.value)
+            key_path = (*path, str(key))
+            if key in explicit:
+                first = self.doc.key_marks.get(key_path)
+                where = f" (first at line {first.line})" if first else ""
+                self._problem(key_node, key_path, f"key `{key}` is repeated{where}; keep only one")
+                continue
+            explicit.add(key)
+            self.doc.key_marks[key_path] = self._mark(key_node)
+            result[key] = self.build(value_node, key_path, depth + 1)
+        for key, value in merged.items():
+            result.setdefault(key, value)
+        return result
+
+    def _merge_sources(self, node: Node, path: Path, depth: int) -> dict[Any, Any]:
+        """`<<: *anchor` or `<<: [*a, *b]`: earlier sources win, as YAML specifies."""
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        merged: dict[Any, Any] = {}
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                self._problem(source, path, "`<<` merges only mappings")
+                continue
+            for key, value in self._mapping(source, path, depth + 1).items():
+                merged.setdefault(key, value)
+        return merged
+
+
+def read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
+    """Parse ``text`` into a Document. Never raises for bad input; returns the problems."""
+    builder = _Builder(file)
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        return builder.doc, [
+            Problem(
+                file,
+                1,
+                1,
+                f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
+                "a site file this size is almost certainly not one",
+            )
+        ]
+    try:
+        nodes = list(yaml.compose_all(text, Loader=_LOADER))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = f"YAML syntax: {exc.problem or exc.context}"
+        if exc.context and exc.problem:
+            message = f"YAML syntax: {exc.problem} ({exc.context})"
+        return builder.doc, [Problem(file, line, col, message)]
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        line = before.count("\n") + 1
+        col = exc.position - (before.rfind("\n") + 1) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return builder.doc, [
+            Problem(
+                file,
+                line,
+                col,
+                f"character U+{code:04X} is not allowed in YAML; "
+                "remove it or write it as an escape inside double quotes",
+            )
+        ]
+    except yaml.YAMLError as exc:
+        return builder.doc, [Problem(file, 1, 1, f"YAML: {exc}")]
+    except RecursionError:
+        return builder.doc, [Problem(file, 1, 1, "nesting too deep to read; flatten the file")]
+    nodes = [n for n in nodes if n is not None]
+    if not nodes:
+        return builder.doc, [
+            Problem(
+                file, 1, 1, "the file is empty; a site needs at least `version: 1` and `hosts:`"
+            )
+        ]
+    if len(nodes) > 1:
+        mark = nodes[1].start_mark
+        return builder.doc, [
+            Problem(
+                file,
+                mark.line + 1,
+                mark.column + 1,
+                "the file holds more than one YAML document (`---`); keep one site per file",
+            )
+        ]
+    try:
+        _expanded_size(nodes[0], {})
+        builder.doc.data = builder.build(nodes[0], ())
+    except _TooBig:
+        return builder.doc, [
+            Problem(
+                file,
+                1,
+                1,
+                f"the file expands to more than {MAX_NODES} values "
+                "(aliases repeated too often); write it out without nested aliases",
+            )
+        ]
+    except RecursionError:
+        return builder.doc, [Problem(file, 1, 1, "nesting too deep to read; flatten the file")]
+    return builder.doc, builder.problems
