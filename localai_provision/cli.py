@@ -153,6 +153,16 @@ def main(argv: Sequence[str] | None = None, io: Output | None = None) -> int:
         return EXIT_ERROR
     func: Command = args.func
     try:
+        return _run_command(func, args, io)
+    except BrokenPipeError:
+        # `localai hosts site.yaml | head` closes our stdout early; that is not an error.
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_OK
+
+
+def _run_command(func: Command, args: argparse.Namespace, io: Output) -> int:
+    try:
         return func(args, io)
     except SiteError as exc:
         _report_site_error(exc.problems, args, io)
@@ -167,10 +177,7 @@ def main(argv: Sequence[str] | None = None, io: Output | None = None) -> int:
         io.error("localai: interrupted")
         return 130
     except BrokenPipeError:
-        # `localai hosts site.yaml | head` closes our stdout early; that is not an error.
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        return EXIT_OK
+        raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
         if os.environ.get("LOCALAI_DEBUG"):
             traceback.print_exc(file=io.err)

@@ -116,9 +116,11 @@ def _cross_checks(doc: Document) -> list[Problem]:
         address = host.get("address", name)
         if not isinstance(address, str):
             continue
-        bad_ip = _bad_ip(address) if "address" in host else None
+        bad_ip = _bad_ip(address)
         if bad_ip:
-            problems.append(doc.problem(("hosts", name, "address"), bad_ip))
+            # Without `address` the host's name is its address, so the name must be one too.
+            where = ("hosts", name, "address") if "address" in host else ("hosts", name)
+            problems.append(doc.problem(where, bad_ip, key="address" not in host))
         try:
             merged = _merge_settings(data, name)
         except (TypeError, AttributeError, KeyError):
@@ -162,6 +164,10 @@ def _deep_merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, A
     """Mappings merge key by key, `models` merge by id, everything else is replaced."""
     result = dict(base)
     for key, value in over.items():
+        if key == "packages" and isinstance(value, Mapping):
+            # `MLX_LM` and `mlx-lm` are one distribution: compare them by canonical name, or
+            # a differently spelt pin would escape the precedence order.
+            value = {canonical_package_name(str(k)): v for k, v in value.items()}
         if key == "models" and isinstance(value, list) and isinstance(result.get(key), list):
             result[key] = _merge_models(result[key], value)
         elif isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
@@ -207,6 +213,11 @@ def _resolve(doc: Document, base_dir: Path) -> Site:
     return Site(file=Path(doc.file), hosts=hosts, groups=groups)
 
 
+def _controller_path(path: str, base_dir: Path) -> str:
+    """A path on the controller: `~` expanded here, relative to the site file's folder."""
+    return str((base_dir / os.path.expanduser(path)).resolve())
+
+
 def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -242,10 +253,11 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         connection=connection,
         user=s.get("user") or (getpass.getuser() if connection == "ssh" else None),
         ssh_port=s.get("ssh_port", 22),
-        identity_file=str((base_dir / os.path.expanduser(identity)).resolve())
-        if identity
-        else None,
+        identity_file=_controller_path(identity, base_dir) if identity else None,
         host_key_checking=s.get("host_key_checking", "accept-new"),
+        known_hosts_file=_controller_path(
+            s.get("known_hosts_file", "~/.ssh/known_hosts"), base_dir
+        ),
         connect_timeout_s=float(s.get("connect_timeout_s", 10.0)),
         prefix=s.get("prefix", "~/.localai"),
         python=s.get("python", "python3"),

@@ -71,6 +71,7 @@ class HostSpec:
     ssh_port: int = 22
     identity_file: str | None = None
     host_key_checking: str = "accept-new"
+    known_hosts_file: str = "~/.ssh/known_hosts"  # on the controller
     connect_timeout_s: float = 10.0
     prefix: str = "~/.localai"
     python: str = "python3"

@@ -167,7 +167,8 @@ def _translate(doc: Document, error: ValidationError) -> list[Problem]:
     if kind == "type":
         wanted_list: list[str] = expected if isinstance(expected, list) else [expected]
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted_list)
-        return [doc.problem(path, f"expected {words}, got {_json_type(value)} {_show(value)}")]
+        got = "null" if value is None else f"{_json_type(value)} {_show(value)}"
+        return [doc.problem(path, f"expected {words}, got {got}")]
     if kind == "enum":
         options = ", ".join(str(v) for v in expected)
         return [doc.problem(path, f"{_show(value)} is not one of: {options}")]

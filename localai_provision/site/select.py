@@ -29,6 +29,8 @@ def select_hosts(site: Site, limit: str | None) -> list[HostSpec]:
         else:
             any_include = True
         matched = _match(site, pattern)
+        if not matched and pattern in site.groups:
+            raise UsageError(f"--limit: group `{pattern}` has no hosts in {site.file}")
         if not matched:
             unmatched.append(raw.strip())
         (exclude if negate else include).update(matched)

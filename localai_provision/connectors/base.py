@@ -1,0 +1,92 @@
+"""The connector interface: run a command, put a file, get a file. Nothing more.
+
+Operations are written against this interface, so the same code converges a Mac over SSH,
+this machine directly, or a test host; tests pass a connector in rather than patching one.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from types import TracebackType
+
+from localai_provision.site.model import HostSpec
+
+# How long one command may run before the host is reported as hanging. Installing the real
+# server's packages takes minutes, so steps that install pass a larger timeout explicitly.
+DEFAULT_COMMAND_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_status == 0
+
+    def tail(self, lines: int = 20) -> str:
+        """The last lines of the output, stderr after stdout, for error messages."""
+        text = (self.stdout.rstrip() + "\n" + self.stderr.rstrip()).strip()
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class Connector(abc.ABC):
+    """A live channel to one host. Open it once, use it for every command, close it."""
+
+    def __init__(self, host: HostSpec) -> None:
+        self.host = host
+        self.commands_run = 0  # counted for the benchmarks: round trips per host
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """Connect (and log in). Raises a ConnectError subclass that says what to do."""
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        """Run ``command`` with the host's POSIX shell. A non-zero exit is returned, not
+        raised; a timeout or a lost connection raises a HostError subclass."""
+
+    @abc.abstractmethod
+    def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
+        """Write ``data`` to the absolute ``path`` atomically: a temporary file beside it,
+        then a rename, so a reader never sees half a file."""
+
+    @abc.abstractmethod
+    def get(self, path: str) -> bytes: ...
+
+    def __enter__(self) -> Connector:
+        self.open()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def connector_for(host: HostSpec) -> Connector:
+    """The connector a host's `connection` setting asks for."""
+    if host.connection == "local":
+        from localai_provision.connectors.local import LocalConnector
+
+        return LocalConnector(host)
+    from localai_provision.connectors.ssh import SSHConnector
+
+    return SSHConnector(host)

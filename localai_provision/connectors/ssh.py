@@ -1,0 +1,369 @@
+"""Reach a host over SSH with fabric (paramiko underneath).
+
+The only module that imports fabric or paramiko. Every SSH failure is translated here into the
+project's own errors, each naming the host and saying what to do. One connection per host is
+opened and reused for every command.
+
+The site file is the whole truth about a host: ~/.ssh/config is not read (it could silently
+change the address, user or port the site names).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import io
+import os
+import posixpath
+import secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import invoke
+import paramiko
+from fabric import Config, Connection
+
+from localai_provision.connectors.base import (
+    DEFAULT_COMMAND_TIMEOUT_S,
+    CommandResult,
+    Connector,
+)
+from localai_provision.errors import (
+    AuthenticationError,
+    CommandError,
+    ConnectError,
+    ConnectionRefused,
+    ConnectTimeout,
+    HostKeyError,
+    NameNotResolved,
+)
+from localai_provision.site.model import HostSpec
+
+
+def known_hosts_path(host: HostSpec) -> Path:
+    return Path(os.path.expanduser(host.known_hosts_file))
+
+
+def _host_entry_name(address: str, port: int) -> str:
+    """How known_hosts names a host: `addr` on port 22, `[addr]:port` otherwise."""
+    return address if port == 22 else f"[{address}]:{port}"
+
+
+def _fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} SHA256:{key.fingerprint.split(':', 1)[-1]}"
+
+
+class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
+    """OpenSSH's `StrictHostKeyChecking accept-new`: record a new host's key, refuse a change.
+
+    A changed key never reaches a policy: paramiko raises BadHostKeyException for it first.
+    Appending (under an exclusive lock) rather than paramiko's save_host_keys, which rewrites
+    the whole file and would lose lines written by hosts connecting in parallel.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(self.path, "a", encoding="utf-8") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                f.write(line)
+                f.flush()
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+        client.get_host_keys().add(hostname, key.get_name(), key)
+
+
+class _StrictPolicy(paramiko.MissingHostKeyPolicy):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def missing_host_key(
+        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
+    ) -> None:
+        raise _UnknownHostKey(hostname, key)
+
+
+class _UnknownHostKey(Exception):
+    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
+        super().__init__(hostname)
+        self.hostname = hostname
+        self.key = key
+
+
+def _known_hosts_lines(path: Path, entry_name: str) -> list[int]:
+    """Line numbers in known_hosts that name ``entry_name`` (plain or hashed)."""
+    found: list[int] = []
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return found
+    for number, line in enumerate(lines, start=1):
+        fields = line.split()
+        if not fields or line.startswith("#"):
+            continue
+        for name in fields[0].split(","):
+            if name == entry_name:
+                found.append(number)
+            elif name.startswith("|1|"):
+                salt = name.split("|")[2]
+                if paramiko.HostKeys.hash_host(entry_name, salt) == name:
+                    found.append(number)
+    return found
+
+
+class SSHConnector(Connector):
+    def __init__(self, host: HostSpec) -> None:
+        super().__init__(host)
+        self._conn: Any = None
+        self.warnings: list[str] = []
+
+    # --- connecting -----------------------------------------------------------------------
+
+    def open(self) -> None:
+        host = self.host
+        if host.identity_file and not os.path.exists(host.identity_file):
+            raise AuthenticationError(
+                host=host.name,
+                step="connect",
+                message=f"identity_file {host.identity_file} does not exist on this machine",
+                hint="fix `identity_file` in the site file, or create the key with "
+                f"ssh-keygen -t ed25519 -f {host.identity_file}",
+            )
+        connect_kwargs: dict[str, Any] = {
+            "timeout": host.connect_timeout_s,
+            "banner_timeout": host.connect_timeout_s,
+            "auth_timeout": host.connect_timeout_s,
+        }
+        if host.identity_file:
+            # Only the named key: trying every key in ~/.ssh costs round trips and can trip
+            # the server's MaxAuthTries before the right one is offered.
+            connect_kwargs.update(
+                key_filename=host.identity_file, look_for_keys=False, allow_agent=False
+            )
+        # An explicit empty SSHConfig: fabric then reads no ssh_config file; lazy: no
+        # fabric/invoke config files either. The site file is the only source.
+        config = Config(lazy=True, ssh_config=paramiko.SSHConfig())
+        conn = Connection(
+            host.address,
+            user=host.user,
+            port=host.ssh_port,
+            config=config,
+            connect_kwargs=connect_kwargs,
+        )
+        client: paramiko.SSHClient = conn.client
+        path = known_hosts_path(host)
+        if host.host_key_checking == "off":
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+            self.warnings.append(
+                f"host key checking is off for {host.name}: a machine pretending to be it "
+                "would not be noticed; use `accept-new` or `strict`"
+            )
+        else:
+            if path.exists():
+                try:
+                    client.load_host_keys(str(path))
+                except (OSError, paramiko.SSHException) as exc:
+                    raise HostKeyError(
+                        host=host.name,
+                        step="connect",
+                        message=f"cannot read known_hosts file {path}: {exc}",
+                        hint="fix or move that file",
+                    ) from None
+            policy: paramiko.MissingHostKeyPolicy = (
+                _StrictPolicy(path)
+                if host.host_key_checking == "strict"
+                else _AcceptNewPolicy(path)
+            )
+            client.set_missing_host_key_policy(policy)
+        try:
+            conn.open()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                conn.close()
+            translated = self._translate_connect_error(exc)
+            if translated is None:
+                raise
+            raise translated from None
+        self._conn = conn
+
+    def _translate_connect_error(self, exc: BaseException) -> ConnectError | None:
+        host = self.host
+        where = f"{host.address}:{host.ssh_port}"
+        entry = _host_entry_name(host.address, host.ssh_port)
+        path = known_hosts_path(host)
+        if isinstance(exc, _UnknownHostKey):
+            return HostKeyError(
+                host=host.name,
+                step="connect",
+                message=f"the host key of {entry} ({_fingerprint(exc.key)}) is not in {path} "
+                "and host_key_checking is `strict`",
+                hint=f"check the fingerprint on the host, then add it: ssh-keyscan -p "
+                f"{host.ssh_port} {host.address} >> {path} (or use `accept-new`)",
+            )
+        if isinstance(exc, paramiko.BadHostKeyException):
+            lines = _known_hosts_lines(path, entry)
+            at = f" (line {', '.join(map(str, lines))})" if lines else ""
+            return HostKeyError(
+                host=host.name,
+                step="connect",
+                message=f"the host key of {entry} CHANGED: {path}{at} has "
+                f"{_fingerprint(exc.expected_key)}, the host now offers "
+                f"{_fingerprint(exc.key)}. Refused: this could be another machine "
+                "pretending to be this host",
+                hint=f"if the host was reinstalled, remove the old key with "
+                f"ssh-keygen -R '{entry}' -f {path} and connect again",
+            )
+        if isinstance(exc, paramiko.AuthenticationException):
+            key = host.identity_file or "the keys in ~/.ssh and the SSH agent"
+            return AuthenticationError(
+                host=host.name,
+                step="connect",
+                message=f"{where} refused the login of user `{host.user}` with {key}",
+                hint=f"add the public key to ~{host.user}/.ssh/authorized_keys on the host "
+                f"(ssh-copy-id -p {host.ssh_port} {host.user}@{host.address}), or fix "
+                "`user`/`identity_file` in the site file",
+            )
+        if isinstance(exc, socket.gaierror):
+            return NameNotResolved(
+                host=host.name,
+                step="connect",
+                message=f"the name {host.address} does not resolve: {exc.strerror}",
+                hint="check `address` in the site file, or use the host's IP address",
+            )
+        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
+            codes = {getattr(e, "errno", None) for e in exc.errors.values()}
+            if codes & {errno.ECONNREFUSED}:
+                return ConnectionRefused(
+                    host=host.name,
+                    step="connect",
+                    message=f"connection to {where} refused: nothing listens there",
+                    hint="check that Remote Login (sshd) is on and that `ssh_port` is right",
+                )
+            return ConnectError(
+                host=host.name, step="connect", message=f"cannot connect to {where}: {exc}"
+            )
+        if isinstance(exc, (TimeoutError, socket.timeout)):
+            return ConnectTimeout(
+                host=host.name,
+                step="connect",
+                message=f"no answer from {where} within {host.connect_timeout_s:g} s",
+                hint="check that the host is on and reachable; raise `connect_timeout_s` "
+                "for a slow network",
+            )
+        if isinstance(exc, OSError):
+            reason = exc.strerror or str(exc)
+            return ConnectError(
+                host=host.name,
+                step="connect",
+                message=f"cannot connect to {where}: {reason}",
+                hint="check that the host is on, reachable, and `address`/`ssh_port` are right",
+            )
+        if isinstance(exc, paramiko.SSHException):
+            return ConnectError(
+                host=host.name,
+                step="connect",
+                message=f"SSH handshake with {where} failed: {exc}",
+                hint="check that an SSH server (not another program) listens on that port",
+            )
+        return None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
+    # --- commands and files -----------------------------------------------------------------
+
+    def _require(self) -> Any:
+        if self._conn is None:
+            self.open()
+        return self._conn
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        conn = self._require()
+        self.commands_run += 1
+        start = time.perf_counter()
+        in_stream: Any = io.StringIO(stdin.decode("utf-8")) if stdin is not None else False
+        try:
+            result = conn.run(
+                command,
+                hide=True,
+                warn=True,
+                pty=False,
+                in_stream=in_stream,
+                timeout=max(1, round(timeout)),
+                encoding="utf-8",
+            )
+        except invoke.exceptions.CommandTimedOut as exc:
+            self.close()  # the channel may still be busy; never reuse it
+            raise CommandError(
+                host=self.host.name,
+                message=f"the command did not finish within {timeout:g} s",
+                command=command,
+                output_tail=_tail(exc.result.stdout + exc.result.stderr),
+                hint="the host may be overloaded or the step may hang; check it by hand",
+            ) from None
+        except (OSError, EOFError, paramiko.SSHException, invoke.exceptions.Failure) as exc:
+            self.close()
+            raise ConnectError(
+                host=self.host.name,
+                message="the SSH connection was lost during a command: "
+                f"{exc or type(exc).__name__}",
+                command=command,
+                hint="run again; if it repeats, check the host's network and sshd",
+            ) from None
+        return CommandResult(
+            command=command,
+            exit_status=result.exited if result.exited is not None else -1,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            duration_s=time.perf_counter() - start,
+        )
+
+    def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
+        conn = self._require()
+        tmp = posixpath.join(posixpath.dirname(path), f".localai-tmp-{secrets.token_hex(6)}")
+        try:
+            sftp = conn.sftp()
+            with sftp.open(tmp, "wb") as f:
+                f.set_pipelined(True)
+                f.write(data)
+            sftp.chmod(tmp, mode)
+            sftp.posix_rename(tmp, path)
+        except (OSError, paramiko.SSHException) as exc:
+            with contextlib.suppress(Exception):
+                conn.sftp().remove(tmp)
+            raise CommandError(
+                host=self.host.name,
+                message=f"cannot write {path}: {exc}",
+                hint="check that the folder exists, is writable, and the disk is not full",
+            ) from None
+
+    def get(self, path: str) -> bytes:
+        conn = self._require()
+        buffer = io.BytesIO()
+        try:
+            conn.sftp().getfo(path, buffer)
+        except (OSError, paramiko.SSHException) as exc:
+            raise CommandError(host=self.host.name, message=f"cannot read {path}: {exc}") from None
+        return buffer.getvalue()
+
+
+def _tail(text: str, lines: int = 20) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])

@@ -1,0 +1,315 @@
+# This file is not imported by localai-provision: its text is sent to each host and run there
+# with `python3 -I -S -c <this text> <config json>`, in the single command that gathers facts.
+#
+# Rules for this file, because it runs on hosts we do not control:
+# - standard library only, and only cheap modules (no importlib.metadata, no urllib: they
+#   cost a second of imports per host); Python 3.8 or newer (macOS ships 3.9);
+# - never raise: every section catches its own errors and reports them by name;
+# - print raw material (file contents, directory names, `ps` text) and leave interpretation to
+#   the pure parsers in localai_provision/facts/parse.py, which are tested with recorded
+#   outputs from Linux and macOS;
+# - never print secrets: of the server's environment only LOCALAI_CONFIG_HASH is read.
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+MAX_TEXT = 256 * 1024
+
+
+def read_text(path, limit=MAX_TEXT):
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit).decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def listdir(path):
+    try:
+        return sorted(os.listdir(path))
+    except OSError:
+        return None
+
+
+def system_section():
+    u = os.uname()
+    info = {
+        "sysname": u.sysname,
+        "release": u.release,
+        "machine": u.machine,
+        "nodename": u.nodename,
+        "uid": os.getuid(),
+        "home": os.path.expanduser("~"),
+        "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
+        "time": time.time(),
+    }
+    if u.sysname == "Darwin":
+        info["system_version_plist"] = read_text("/System/Library/CoreServices/SystemVersion.plist")
+    else:
+        info["os_release"] = read_text("/etc/os-release")
+    return info
+
+
+def python_section(cfg):
+    return {
+        "requested": cfg["python"],
+        "executable": sys.executable,
+        "version": list(sys.version_info[:3]),
+        # Set by the shell wrapper when the requested interpreter was not found and another
+        # one runs this script instead.
+        "fallback": os.environ.get("LOCALAI_PY_FALLBACK") == "1",
+    }
+
+
+def venv_section(venv):
+    site_dirs = []
+    lib = os.path.join(venv, "lib")
+    for name in listdir(lib) or []:
+        if name.startswith("python"):
+            site_dirs.append(os.path.join(lib, name, "site-packages"))
+    dist_infos = []
+    for site in site_dirs:
+        for name in listdir(site) or []:
+            if name.endswith(".dist-info"):
+                dist_infos.append(name)
+    python = os.path.join(venv, "bin", "python")
+    return {
+        "path": venv,
+        "exists": os.path.isdir(venv),
+        "python_exists": os.path.exists(python),  # False for a dangling symlink too
+        "pyvenv_cfg": read_text(os.path.join(venv, "pyvenv.cfg")),
+        "dist_infos": dist_infos,
+        "site_packages": site_dirs,
+        "shims": [n for n in (listdir(site_dirs[0]) or []) if n.startswith("localai_")]
+        if site_dirs
+        else [],
+    }
+
+
+def linux_process(pid):
+    base = f"/proc/{pid}"
+    raw = None
+    try:
+        with open(base + "/cmdline", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return {"pid": pid, "alive": False}
+    argv = [a.decode("utf-8", "replace") for a in raw.split(b"\0") if a]
+    config_hash = None
+    try:
+        with open(base + "/environ", "rb") as f:
+            for item in f.read().split(b"\0"):
+                if item.startswith(b"LOCALAI_CONFIG_HASH="):
+                    config_hash = item.split(b"=", 1)[1].decode("ascii", "replace")
+    except OSError:
+        pass
+    elapsed = None
+    try:
+        stat = read_text(base + "/stat") or ""
+        start_ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        uptime = float((read_text("/proc/uptime") or "0").split()[0])
+        elapsed = uptime - start_ticks / os.sysconf("SC_CLK_TCK")
+    except (ValueError, IndexError, OSError):
+        pass
+    return {
+        "pid": pid,
+        "alive": bool(argv),  # a zombie has an empty cmdline
+        "argv": argv,
+        "config_hash": config_hash,
+        "elapsed_s": elapsed,
+    }
+
+
+def darwin_process(pid):
+    try:
+        out = subprocess.run(
+            ["/bin/ps", "-wwE", "-p", str(pid), "-o", "etime=,command="],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=5,
+        ).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.SubprocessError):
+        return {"pid": pid, "alive": False}
+    # Keep only our own variable of the environment ps appends: nothing secret leaves.
+    line = out.strip()
+    config_hash = None
+    marker = "LOCALAI_CONFIG_HASH="
+    if marker in line:
+        config_hash = line.split(marker, 1)[1].split()[0]
+        line = line.split(marker, 1)[0]
+    return {"pid": pid, "alive": bool(line), "ps": line, "config_hash": config_hash}
+
+
+def server_processes(uid):
+    """Every process of ours that looks like an mlx-omni-server, as `PID ARGS` lines."""
+    if os.path.isdir("/proc/self"):
+        lines = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                if os.stat("/proc/" + name).st_uid != uid:
+                    continue
+                with open(f"/proc/{name}/cmdline", "rb") as f:
+                    cmd = f.read().replace(b"\0", b" ").decode("utf-8", "replace").strip()
+            except OSError:
+                continue
+            if "mlx-omni-server" in cmd or "mlx_omni_server" in cmd:
+                lines.append(f"{name} {cmd}")
+        return "\n".join(lines)
+    try:
+        return subprocess.run(
+            ["/bin/ps", "-x", "-ww", "-o", "pid=,command=", "-U", str(uid)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            timeout=5,
+        ).stdout.decode("utf-8", "replace")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def service_section(cfg, prefix):
+    pid_text = read_text(os.path.join(prefix, "run", "server.pid"))
+    pid = None
+    if pid_text and pid_text.strip().isdigit():
+        pid = int(pid_text.strip())
+    process = None
+    if pid:
+        process = linux_process(pid) if os.path.isdir("/proc/self") else darwin_process(pid)
+    return {
+        "kind": cfg["service"],
+        "pid_file": pid_text,
+        "process": process,
+        "server_processes": server_processes(os.getuid()),
+    }
+
+
+def http_get(host, port, path, timeout):
+    start = time.perf_counter()
+    sock = None
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nAccept: application/json\r\n\r\n"
+        sock.sendall(request.encode("ascii"))
+        chunks = []
+        size = 0
+        while size <= MAX_TEXT:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        raw = b"".join(chunks)
+        ms = (time.perf_counter() - start) * 1000
+        head, _, body = raw.partition(b"\r\n\r\n")
+        return {
+            "path": path,
+            "status_line": head.split(b"\r\n", 1)[0].decode("latin-1"),
+            "body": body[:MAX_TEXT].decode("utf-8", "replace"),
+            "ms": ms,
+        }
+    except OSError as exc:
+        return {"path": path, "error": f"{type(exc).__name__}: {exc}"}
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+def port_open(host, port, timeout):
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def model_section(hub, entry):
+    base = os.path.join(hub, entry["dir"])
+    info = {"dir": entry["dir"], "exists": os.path.isdir(base)}
+    if not info["exists"]:
+        return info
+    info["refs"] = {}
+    refs_dir = os.path.join(base, "refs")
+    for ref in listdir(refs_dir) or []:
+        info["refs"][ref] = (read_text(os.path.join(refs_dir, ref), 200) or "").strip()
+    info["snapshots"] = {}
+    snaps = os.path.join(base, "snapshots")
+    for rev in listdir(snaps) or []:
+        files = []
+        root = os.path.join(snaps, rev)
+        for folder, _dirs, names in os.walk(root):
+            for name in names:
+                full = os.path.join(folder, name)
+                rel = os.path.relpath(full, root)
+                try:
+                    files.append([rel, os.stat(full).st_size])  # follows the blob symlink
+                except OSError:
+                    files.append([rel, None])  # dangling: the blob is missing
+        info["snapshots"][rev] = files
+    info["incomplete_blobs"] = [
+        n for n in (listdir(os.path.join(base, "blobs")) or []) if n.endswith(".incomplete")
+    ]
+    info["marker"] = read_text(os.path.join(base, ".localai-complete"), 4096)
+    return info
+
+
+def main():
+    started = time.perf_counter()
+    cfg = json.loads(sys.argv[1])
+    out = {"v": 1, "errors": {}}
+
+    def section(name, fn, *args):
+        try:
+            out[name] = fn(*args)
+        except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
+            out["errors"][name] = f"{type(exc).__name__}: {exc}"
+
+    prefix = os.path.expanduser(cfg["prefix"])
+    hf_home = os.path.expanduser(cfg["hf_home"])
+    section("system", system_section)
+    section("python", python_section, cfg)
+    out["prefix"] = {
+        "path": prefix,
+        "exists": os.path.isdir(prefix),
+        "writable": os.access(
+            prefix if os.path.isdir(prefix) else os.path.dirname(prefix), os.W_OK
+        ),
+    }
+    section("venv", venv_section, os.path.join(prefix, "venv"))
+    out["server_config"] = read_text(os.path.join(prefix, "server.json"))
+    out["state"] = read_text(os.path.join(prefix, "state.json"))
+    out["lock"] = read_text(os.path.join(prefix, "lock"), 4096)
+    section("service", service_section, cfg, prefix)
+    host = cfg["server_host"]
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    timeout = cfg.get("timeout", 2.0)
+    out["port_open"] = port_open(host, cfg["port"], timeout)
+    out["http"] = []
+    if out["port_open"]:
+        for path in cfg["endpoints"]:
+            out["http"].append(http_get(host, cfg["port"], path, timeout))
+    hub = os.path.join(hf_home, "hub")
+    out["hf_home"] = hf_home
+    out["models"] = []
+    for entry in cfg["models"]:
+        section("model", model_section, hub, entry)
+        if "model" in out:
+            out["models"].append(out.pop("model"))
+    out["hub_dirs"] = [n for n in (listdir(hub) or []) if n.startswith("models--")]
+    try:
+        st = os.statvfs(prefix if os.path.isdir(prefix) else os.path.expanduser("~"))
+        out["disk"] = {
+            "free_bytes": st.f_bavail * st.f_frsize,
+            "total_bytes": st.f_blocks * st.f_frsize,
+        }
+    except OSError as exc:
+        out["errors"]["disk"] = str(exc)
+    out["elapsed_ms"] = (time.perf_counter() - started) * 1000
+    sys.stdout.write(json.dumps(out))
+
+
+main()
