@@ -23,6 +23,8 @@ import yaml
 
 from localai_provision import __version__
 from localai_provision.errors import LocalAIError, Problem, SiteError, UsageError
+from localai_provision.fleet import DEFAULT_FORKS, DRIFT, IN_SYNC, HostResult, check_hosts
+from localai_provision.plan import Change
 from localai_provision.site import load_site, select_hosts
 
 EXIT_OK = 0
@@ -109,6 +111,189 @@ def cmd_hosts(args: argparse.Namespace, io: Output) -> int:
     return EXIT_OK
 
 
+# --- plan and drift ----------------------------------------------------------------------
+
+_ACTION_MARK = {
+    "create": "+",
+    "update": "~",
+    "remove": "-",
+    "start": ">",
+    "restart": ">",
+    "fail": "!",
+}
+
+
+def _check(args: argparse.Namespace, io: Output) -> list[HostResult]:
+    site = load_site(args.file)
+    hosts = select_hosts(site, args.limit)
+    return check_hosts(hosts, forks=args.forks)
+
+
+def _exit_for(results: list[HostResult]) -> int:
+    if any(r.failed for r in results):
+        return EXIT_ERROR
+    if any(r.changes for r in results):
+        return EXIT_CHANGES
+    return EXIT_OK
+
+
+def _summary(results: list[HostResult]) -> dict[str, int]:
+    counts = {"hosts": len(results), "in_sync": 0, "changed": 0, "changes": 0, "failed": 0}
+    for r in results:
+        if r.failed:
+            counts["failed"] += 1
+        elif r.changes:
+            counts["changed"] += 1
+            counts["changes"] += len(r.changes)
+        else:
+            counts["in_sync"] += 1
+    return counts
+
+
+def _error_dict(result: HostResult) -> dict[str, Any] | None:
+    return result.error.as_dict() if result.error else None
+
+
+def cmd_plan(args: argparse.Namespace, io: Output) -> int:
+    results = _check(args, io)
+    summary = _summary(results)
+    if args.json:
+        io.json(
+            {
+                "hosts": [
+                    {
+                        "name": r.name,
+                        "status": r.status,
+                        "changes": [c.as_dict() for c in r.changes],
+                        "warnings": r.warnings,
+                        "error": _error_dict(r),
+                        "elapsed_ms": round(r.elapsed_ms, 1),
+                    }
+                    for r in results
+                ],
+                "summary": summary,
+            }
+        )
+        return _exit_for(results)
+    for r in results:
+        if r.failed:
+            io.line(f"{r.name}: {r.status.upper()}")
+            io.line(_indent(str(r.error)))
+        elif not r.changes:
+            io.line(f"{r.name}: no changes")
+        else:
+            io.line(f"{r.name}: {_count(len(r.changes), 'change')}")
+            io.line(_indent(_change_table(r.changes)))
+        for warning in r.warnings:
+            io.line(f"  warning: {warning}")
+    io.line(
+        f"{_count(summary['hosts'], 'host')}: {summary['changed']} to change "
+        f"({_count(summary['changes'], 'change')}), {summary['in_sync']} in sync, "
+        f"{summary['failed']} failed"
+    )
+    return _exit_for(results)
+
+
+def _change_table(changes: list[Change]) -> str:
+    width = max(len(c.resource) for c in changes)
+    rows = []
+    for c in changes:
+        mark = _ACTION_MARK.get(c.action, "?")
+        rows.append(f"{mark} {c.resource.ljust(width)}  {c.action.ljust(7)}  {c.reason}")
+    return "\n".join(rows)
+
+
+def _indent(text: str, by: str = "  ") -> str:
+    return "\n".join(by + line for line in text.splitlines())
+
+
+def _differences(result: HostResult) -> list[dict[str, Any]]:
+    return [
+        {"resource": c.resource, "expected": c.after, "actual": c.before, "reason": c.reason}
+        for c in result.changes
+    ]
+
+
+def cmd_drift(args: argparse.Namespace, io: Output) -> int:
+    results = _check(args, io)
+    summary = _summary(results)
+    if args.junit:
+        write_junit(Path(args.junit), results)
+    if args.json:
+        io.json(
+            {
+                "hosts": [
+                    {
+                        "name": r.name,
+                        "status": r.status,
+                        "differences": _differences(r),
+                        "error": _error_dict(r),
+                        "elapsed_ms": round(r.elapsed_ms, 1),
+                    }
+                    for r in results
+                ],
+                "summary": summary,
+            }
+        )
+        return _exit_for(results)
+    width = max(len(r.name) for r in results)
+    for r in results:
+        detail = ""
+        if r.failed and r.error:
+            detail = r.error.message
+        elif r.changes:
+            detail = "; ".join(f"{c.resource}: {c.reason}" for c in r.changes[:3])
+            if len(r.changes) > 3:
+                detail += f"; and {len(r.changes) - 3} more"
+        io.line(f"{r.name.ljust(width)}  {r.status.ljust(11)}  {r.elapsed_ms:6.0f} ms  {detail}")
+    io.line(
+        f"{_count(summary['hosts'], 'host')}: {summary['in_sync']} in sync, "
+        f"{summary['changed']} drifted, {summary['failed']} failed"
+    )
+    return _exit_for(results)
+
+
+def write_junit(path: Path, results: list[HostResult]) -> None:
+    """One test case per host, so any CI or dashboard can show the fleet's state."""
+    from xml.etree import ElementTree as ET
+
+    failures = sum(1 for r in results if r.status == DRIFT)
+    errors = sum(1 for r in results if r.failed)
+    suite = ET.Element(
+        "testsuite",
+        name="localai drift",
+        tests=str(len(results)),
+        failures=str(failures),
+        errors=str(errors),
+        time=f"{max((r.elapsed_ms for r in results), default=0) / 1000:.3f}",
+    )
+    for r in results:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname="localai.drift",
+            name=r.name,
+            time=f"{r.elapsed_ms / 1000:.3f}",
+        )
+        if r.status == DRIFT:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=f"{_count(len(r.changes), 'difference')}",
+                type="drift",
+            )
+            failure.text = "\n".join(f"{c.resource}: {c.reason}" for c in r.changes)
+        elif r.failed and r.error:
+            error = ET.SubElement(case, "error", message=r.error.message, type=r.status)
+            error.text = str(r.error)
+        assert r.status in (DRIFT, IN_SYNC) or r.failed
+    tree = ET.ElementTree(suite)
+    ET.indent(tree)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tree.write(tmp, encoding="utf-8", xml_declaration=True)
+    tmp.replace(path)
+
+
 # --- plumbing --------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, Output], int]
@@ -132,7 +317,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_limit(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_hosts)
+
+    p = sub.add_parser("plan", help="show what apply would change; exit 0 none, 2 changes, 1 error")
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser(
+        "drift", help="which hosts differ from the site; exit 0 in sync, 2 drift, 1 error"
+    )
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report, a case per host")
+    p.set_defaults(func=cmd_drift)
     return parser
+
+
+def _add_forks(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--forks",
+        "-f",
+        type=int,
+        default=DEFAULT_FORKS,
+        metavar="N",
+        help=f"hosts worked on at once (default {DEFAULT_FORKS})",
+    )
 
 
 def _add_limit(p: argparse.ArgumentParser) -> None:

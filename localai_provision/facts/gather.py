@@ -1,0 +1,96 @@
+"""Gather a host's facts: one command, one round trip, then the pure parsers."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+
+from localai_provision import shell
+from localai_provision.connectors.base import Connector
+from localai_provision.errors import CommandError, HostError
+from localai_provision.facts.model import Facts
+from localai_provision.facts.parse import FactsFormatError, parse_facts
+from localai_provision.site.model import HostSpec
+
+# Facts are cheap (tens of milliseconds on a host); a host that takes longer is in trouble.
+GATHER_TIMEOUT_S = 30.0
+# The script's HTTP checks of the server, per request.
+HTTP_TIMEOUT_S = 2.0
+EXIT_NO_PYTHON = 127
+
+
+@cache
+def remote_script() -> str:
+    return (resources.files("localai_provision.facts") / "remote.py").read_text("utf-8")
+
+
+def facts_command(spec: HostSpec) -> str:
+    """A POSIX shell command that runs the facts script with the site's Python.
+
+    If that Python is missing, the venv's or the system's runs the script instead (marked
+    as a fallback), so that a deleted interpreter is reported as such rather than as a
+    host that cannot be inspected at all.
+    """
+    config = {
+        "prefix": spec.prefix,
+        "hf_home": spec.hf_home,
+        "python": spec.python,
+        "service": spec.service,
+        "server_host": spec.server.host,
+        "port": spec.server.port,
+        "endpoints": list(dict.fromkeys(("/v1/models", *spec.verify.endpoints))),
+        "models": [{"dir": m.cache_dir_name, "revision": m.revision} for m in spec.models],
+        "timeout": HTTP_TIMEOUT_S,
+    }
+    script = shell.quote(remote_script())
+    arg = shell.quote(json.dumps(config, separators=(",", ":")))
+    venv_python = shell.path_word(spec.prefix.rstrip("/") + "/venv/bin/python")
+    return (
+        f"p={shell.path_word(spec.python)}; "
+        f'if command -v "$p" >/dev/null 2>&1; then exec "$p" -I -S -c {script} {arg}; fi; '
+        f"for p in {venv_python} python3 /usr/bin/python3; do "
+        f'if command -v "$p" >/dev/null 2>&1; then '
+        f'LOCALAI_PY_FALLBACK=1 exec "$p" -I -S -c {script} {arg}; fi; done; '
+        f"echo 'no Python interpreter found' >&2; exit {EXIT_NO_PYTHON}"
+    )
+
+
+def gather(connector: Connector, spec: HostSpec) -> Facts:
+    command = facts_command(spec)
+    result = connector.run(command, timeout=GATHER_TIMEOUT_S)
+    # Error messages show a short form: the script itself is long and not the user's concern.
+    shown = f"{spec.python} -I -S -c <facts script>"
+    if result.exit_status == EXIT_NO_PYTHON:
+        raise HostError(
+            host=spec.name,
+            step="gather",
+            message=f"no Python on the host: `{spec.python}` (the site's `python`) and "
+            "python3 are both missing",
+            command=shown,
+            exit_status=result.exit_status,
+            output_tail=result.tail(),
+            hint="install Python 3 on the host (see docs/macos.md) or fix `python`",
+        )
+    if not result.ok:
+        raise CommandError(
+            host=spec.name,
+            step="gather",
+            message="the facts script failed",
+            command=shown,
+            exit_status=result.exit_status,
+            output_tail=result.tail(),
+            hint="run it again; if it repeats, report it with this output",
+        )
+    try:
+        return parse_facts(spec.name, result.stdout, spec.models)
+    except FactsFormatError as exc:
+        raise HostError(
+            host=spec.name,
+            step="gather",
+            message=str(exc),
+            command=shown,
+            output_tail=result.tail(),
+            hint="something on the host prints to stdout at login (a shell profile?); "
+            "keep non-interactive logins quiet",
+        ) from None

@@ -1,0 +1,133 @@
+"""Typed facts about one host, as the pure parsers produce them from the remote script's output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class SystemFacts:
+    os: str  # "macos" or "linux" (or the raw uname sysname, lower-cased)
+    os_version: str  # "14.5" on macOS, "12" on Debian 12
+    kernel: str
+    arch: str  # "arm64", "x86_64"
+    hostname: str
+    user: str
+    uid: int
+    home: str
+    clock: float  # the host's time.time(), to spot a wrong clock
+
+
+@dataclass(frozen=True)
+class PythonFacts:
+    requested: str
+    executable: str
+    version: tuple[int, int, int]
+    found: bool  # False when the site's `python` was missing and a fallback ran the script
+
+    @property
+    def short_version(self) -> str:
+        return f"{self.version[0]}.{self.version[1]}"
+
+
+@dataclass(frozen=True)
+class VenvFacts:
+    path: str
+    exists: bool
+    python_exists: bool
+    python_version: str | None  # from pyvenv.cfg, e.g. "3.11.7"
+    packages: dict[str, str]  # canonical name -> version, from *.dist-info folder names
+    site_packages: tuple[str, ...] = ()
+    shims: tuple[str, ...] = ()  # localai_* files in site-packages (start-up shims)
+
+    @property
+    def usable(self) -> bool:
+        return self.exists and self.python_exists
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    pid: int
+    alive: bool
+    command: str  # the command line, space-joined
+    config_hash: str | None  # LOCALAI_CONFIG_HASH from its environment
+    uptime_s: float | None
+
+
+@dataclass(frozen=True)
+class ServerProcess:
+    pid: int
+    command: str
+
+
+@dataclass(frozen=True)
+class EndpointFacts:
+    path: str
+    status: int | None  # None: no HTTP answer at all
+    ms: float | None
+    error: str | None
+    body: Any = None  # parsed JSON, when the answer was JSON
+    model_ids: tuple[str, ...] = ()  # for model-listing endpoints
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    id: str
+    revision: str  # the revision the site asks for
+    present: bool
+    complete: bool
+    commit: str | None  # the snapshot the revision points at
+    size_bytes: int
+    files: int
+    problem: str | None  # why it is not complete, in words
+
+
+@dataclass(frozen=True)
+class ServiceFacts:
+    kind: str
+    pid: int | None  # from the pid file
+    process: ProcessFacts | None
+    server_processes: tuple[ServerProcess, ...]  # every mlx-omni-server of the host's user
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.alive
+
+
+@dataclass(frozen=True)
+class Facts:
+    host: str
+    system: SystemFacts
+    python: PythonFacts
+    prefix: str  # absolute, expanded on the host
+    prefix_exists: bool
+    hf_home: str  # absolute
+    venv: VenvFacts
+    server_config: dict[str, Any] | None  # prefix/server.json as written by the last apply
+    server_config_raw: str | None
+    service: ServiceFacts
+    port_open: bool
+    endpoints: tuple[EndpointFacts, ...]
+    models: tuple[ModelFacts, ...]
+    hub_dirs: tuple[str, ...]
+    state: dict[str, Any] | None
+    lock: str | None
+    disk_free_bytes: int | None
+    script_ms: float
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def endpoint(self, path: str) -> EndpointFacts | None:
+        return next((e for e in self.endpoints if e.path == path), None)
+
+    @property
+    def listed_models(self) -> set[str] | None:
+        """Models the running server lists on /v1/models, or None if it did not answer."""
+        listing = self.endpoint("/v1/models")
+        if listing is None or not listing.ok:
+            return None
+        return set(listing.model_ids)

@@ -1,0 +1,339 @@
+"""Pure parsers: the remote script's raw output in, typed Facts out. No I/O here.
+
+Each parser takes text exactly as a host produced it (a `ps` line, pyvenv.cfg, a dist-info
+folder name, Apple's SystemVersion.plist) so that tests can feed recorded outputs from Linux
+and macOS without either machine.
+"""
+
+from __future__ import annotations
+
+import json
+import plistlib
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from localai_provision.facts.model import (
+    EndpointFacts,
+    Facts,
+    ModelFacts,
+    ProcessFacts,
+    PythonFacts,
+    ServerProcess,
+    ServiceFacts,
+    SystemFacts,
+    VenvFacts,
+)
+from localai_provision.site.model import ModelSpec, canonical_package_name
+
+_COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+
+
+class FactsFormatError(ValueError):
+    """The remote script's output is not what this version of the tool expects."""
+
+
+def parse_dist_info_name(name: str) -> tuple[str, str] | None:
+    """`mlx_lm-0.28.2.dist-info` -> (`mlx-lm`, `0.28.2`). Wheel installers escape `-` in the
+    name as `_`, so the first `-` separates name and version."""
+    if not name.endswith(".dist-info"):
+        return None
+    stem = name[: -len(".dist-info")]
+    dist, sep, version = stem.partition("-")
+    if not sep or not dist or not version:
+        return None
+    return canonical_package_name(dist), version
+
+
+def parse_packages(dist_infos: Sequence[str]) -> dict[str, str]:
+    packages: dict[str, str] = {}
+    for name in dist_infos:
+        parsed = parse_dist_info_name(name)
+        if parsed:
+            packages[parsed[0]] = parsed[1]
+    return packages
+
+
+def parse_pyvenv_cfg(text: str | None) -> str | None:
+    """The Python version a venv was made with: `version` (venv) or `version_info` (uv)."""
+    if not text:
+        return None
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep:
+            values[key.strip().lower()] = value.strip()
+    raw = values.get("version") or values.get("version_info")
+    if not raw:
+        return None
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", raw)
+    if not match:
+        return None
+    return ".".join(g for g in match.groups() if g is not None)
+
+
+def parse_os_release(text: str | None) -> str:
+    """VERSION_ID from /etc/os-release (`12` on Debian 12), or "" when absent."""
+    for line in (text or "").splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "VERSION_ID":
+            return value.strip().strip('"')
+    return ""
+
+
+def parse_macos_version(plist_text: str | None) -> str:
+    """ProductVersion from /System/Library/CoreServices/SystemVersion.plist (what sw_vers
+    prints as ProductVersion), e.g. `14.5`."""
+    if not plist_text:
+        return ""
+    try:
+        data = plistlib.loads(plist_text.encode("utf-8"))
+    except (plistlib.InvalidFileException, ValueError, SyntaxError):
+        return ""
+    version = data.get("ProductVersion", "") if isinstance(data, dict) else ""
+    return str(version)
+
+
+def parse_sw_vers(text: str) -> dict[str, str]:
+    """`sw_vers` output (`ProductName:\\tmacOS` lines) as a mapping."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def parse_etime(text: str) -> float | None:
+    """BSD/procps `etime`: `[[dd-]hh:]mm:ss` -> seconds."""
+    text = text.strip()
+    match = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+)", text)
+    if not match:
+        return None
+    days, hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    return float(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
+
+
+def parse_ps_etime_command(line: str) -> tuple[float | None, str]:
+    """One line of `ps -o etime=,command=`: elapsed seconds and the command line."""
+    line = line.strip()
+    first, _, rest = line.partition(" ")
+    elapsed = parse_etime(first)
+    if elapsed is None:
+        return None, line
+    return elapsed, rest.strip()
+
+
+def parse_server_processes(text: str | None) -> tuple[ServerProcess, ...]:
+    """`PID COMMAND` lines (Linux: built from /proc; macOS: `ps -o pid=,command=`), keeping
+    the ones that are an mlx-omni-server."""
+    found = []
+    for line in (text or "").splitlines():
+        pid_text, _, command = line.strip().partition(" ")
+        if not pid_text.isdigit():
+            continue
+        command = command.strip()
+        if "mlx-omni-server" in command or "mlx_omni_server" in command:
+            found.append(ServerProcess(pid=int(pid_text), command=command))
+    return tuple(found)
+
+
+def parse_process(raw: dict[str, Any] | None) -> ProcessFacts | None:
+    if not raw:
+        return None
+    if "ps" in raw:  # macOS: one `ps -wwE -o etime=,command=` line
+        elapsed, command = parse_ps_etime_command(raw.get("ps") or "")
+        alive = bool(raw.get("alive")) and bool(command)
+    else:
+        command = " ".join(raw.get("argv") or [])
+        elapsed = raw.get("elapsed_s")
+        alive = bool(raw.get("alive"))
+    return ProcessFacts(
+        pid=int(raw["pid"]),
+        alive=alive,
+        command=command,
+        config_hash=raw.get("config_hash"),
+        uptime_s=float(elapsed) if elapsed is not None else None,
+    )
+
+
+def parse_status_line(line: str) -> int | None:
+    """`HTTP/1.1 200 OK` -> 200."""
+    parts = line.split()
+    if len(parts) >= 2 and parts[0].startswith("HTTP/") and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def parse_endpoint(raw: dict[str, Any]) -> EndpointFacts:
+    path = str(raw.get("path", ""))
+    if raw.get("error"):
+        return EndpointFacts(path=path, status=None, ms=None, error=str(raw["error"]))
+    status = parse_status_line(str(raw.get("status_line", "")))
+    body: Any = None
+    ids: tuple[str, ...] = ()
+    try:
+        body = json.loads(raw.get("body") or "null")
+    except json.JSONDecodeError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        ids = tuple(str(m["id"]) for m in body["data"] if isinstance(m, dict) and "id" in m)
+    error = None if status == 200 else f"HTTP {status}" if status else "not an HTTP answer"
+    return EndpointFacts(
+        path=path, status=status, ms=raw.get("ms"), error=error, body=body, model_ids=ids
+    )
+
+
+def parse_model(spec: ModelSpec, raw: dict[str, Any] | None) -> ModelFacts:
+    """Is ``spec`` complete in the cache? Complete means: the revision resolves to a
+    snapshot, every file in it resolves (no dangling blob link), no download is half done,
+    and, when the tool copied it, every file the copy's marker lists is there at its size."""
+
+    def missing(
+        problem: str, commit: str | None = None, size: int = 0, files: int = 0
+    ) -> ModelFacts:
+        return ModelFacts(
+            id=spec.id,
+            revision=spec.revision,
+            present=raw is not None and bool(raw.get("exists")),
+            complete=False,
+            commit=commit,
+            size_bytes=size,
+            files=files,
+            problem=problem,
+        )
+
+    if not raw or not raw.get("exists"):
+        return missing("not in the model cache")
+    refs: dict[str, str] = raw.get("refs") or {}
+    snapshots: dict[str, list[list[Any]]] = raw.get("snapshots") or {}
+    commit = refs.get(spec.revision)
+    if commit is None and _COMMIT_RE.match(spec.revision):
+        commit = spec.revision
+    if commit is None:
+        return missing(f"no ref `{spec.revision}` in the cache")
+    if commit not in snapshots:
+        return missing(f"ref `{spec.revision}` points at {commit[:12]}, which has no snapshot")
+    files = snapshots[commit]
+    size = sum(s for _, s in files if isinstance(s, int))
+    dangling = [name for name, s in files if s is None]
+    if not files:
+        return missing("the snapshot is empty", commit)
+    if dangling:
+        return missing(
+            f"{len(dangling)} file(s) missing, e.g. {dangling[0]}", commit, size, len(files)
+        )
+    if raw.get("incomplete_blobs"):
+        return missing("a download is incomplete (.incomplete blobs)", commit, size, len(files))
+    marker = raw.get("marker")
+    if marker:
+        try:
+            expected = json.loads(marker).get("files", {})
+        except (json.JSONDecodeError, AttributeError):
+            expected = {}
+        actual = {name: s for name, s in files}
+        for name, want in expected.items():
+            if actual.get(name) != want:
+                got = actual.get(name)
+                problem = (
+                    f"{name} is missing" if got is None else f"{name} has {got} bytes, not {want}"
+                )
+                return missing(problem, commit, size, len(files))
+    return ModelFacts(
+        id=spec.id,
+        revision=spec.revision,
+        present=True,
+        complete=True,
+        commit=commit,
+        size_bytes=size,
+        files=len(files),
+        problem=None,
+    )
+
+
+def _json_or_none(text: str | None) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
+    """The whole document printed by facts/remote.py."""
+    try:
+        doc = json.loads(output)
+    except json.JSONDecodeError as exc:
+        raise FactsFormatError(f"the facts script printed no JSON ({exc.msg})") from None
+    if not isinstance(doc, dict) or doc.get("v") != 1:
+        raise FactsFormatError("the facts script printed an unknown format")
+    errors: dict[str, str] = dict(doc.get("errors") or {})
+    sys_raw = doc.get("system") or {}
+    sysname = str(sys_raw.get("sysname", ""))
+    if sysname == "Darwin":
+        os_name, os_version = "macos", parse_macos_version(sys_raw.get("system_version_plist"))
+    else:
+        os_name, os_version = sysname.lower(), parse_os_release(sys_raw.get("os_release"))
+    system = SystemFacts(
+        os=os_name,
+        os_version=os_version,
+        kernel=str(sys_raw.get("release", "")),
+        arch=str(sys_raw.get("machine", "")),
+        hostname=str(sys_raw.get("nodename", "")),
+        user=str(sys_raw.get("user") or ""),
+        uid=int(sys_raw.get("uid", -1)),
+        home=str(sys_raw.get("home", "")),
+        clock=float(sys_raw.get("time", 0.0)),
+    )
+    py_raw = doc.get("python") or {}
+    parts = [int(v) for v in (py_raw.get("version") or [])[:3]] + [0, 0, 0]
+    python = PythonFacts(
+        requested=str(py_raw.get("requested", "")),
+        executable=str(py_raw.get("executable", "")),
+        version=(parts[0], parts[1], parts[2]),
+        found=not py_raw.get("fallback", False),
+    )
+    venv_raw = doc.get("venv") or {}
+    venv = VenvFacts(
+        path=str(venv_raw.get("path", "")),
+        exists=bool(venv_raw.get("exists")),
+        python_exists=bool(venv_raw.get("python_exists")),
+        python_version=parse_pyvenv_cfg(venv_raw.get("pyvenv_cfg")),
+        packages=parse_packages(venv_raw.get("dist_infos") or []),
+        site_packages=tuple(venv_raw.get("site_packages") or ()),
+        shims=tuple(venv_raw.get("shims") or ()),
+    )
+    svc_raw = doc.get("service") or {}
+    pid_text = (svc_raw.get("pid_file") or "").strip()
+    service = ServiceFacts(
+        kind=str(svc_raw.get("kind", "")),
+        pid=int(pid_text) if pid_text.isdigit() else None,
+        process=parse_process(svc_raw.get("process")),
+        server_processes=parse_server_processes(svc_raw.get("server_processes")),
+    )
+    by_dir = {m.get("dir"): m for m in doc.get("models") or [] if isinstance(m, dict)}
+    prefix = doc.get("prefix") or {}
+    disk = doc.get("disk") or {}
+    return Facts(
+        host=host,
+        system=system,
+        python=python,
+        prefix=str(prefix.get("path", "")),
+        prefix_exists=bool(prefix.get("exists")),
+        hf_home=str(doc.get("hf_home", "")),
+        venv=venv,
+        server_config=_json_or_none(doc.get("server_config")),
+        server_config_raw=doc.get("server_config"),
+        service=service,
+        port_open=bool(doc.get("port_open")),
+        endpoints=tuple(parse_endpoint(e) for e in doc.get("http") or []),
+        models=tuple(parse_model(m, by_dir.get(m.cache_dir_name)) for m in models),
+        hub_dirs=tuple(doc.get("hub_dirs") or ()),
+        state=_json_or_none(doc.get("state")),
+        lock=doc.get("lock"),
+        disk_free_bytes=disk.get("free_bytes"),
+        script_ms=float(doc.get("elapsed_ms", 0.0)),
+        errors=errors,
+    )

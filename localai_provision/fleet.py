@@ -1,0 +1,177 @@
+"""Run one job per host, in parallel, and collect one result per host.
+
+Like fabric's Group: every host reports its own result, and one host's failure never stops
+the others. Nothing here raises for a host's failure; the caller decides what the results
+mean (exit codes live in the CLI).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from localai_provision.connectors.base import Connector, connector_for
+from localai_provision.errors import ConnectError, HostError
+from localai_provision.facts.gather import gather
+from localai_provision.facts.model import Facts
+from localai_provision.plan import Change, plan, plan_warnings
+from localai_provision.site.model import HostSpec
+
+DEFAULT_FORKS = 32
+
+# Host statuses.
+IN_SYNC = "in-sync"
+DRIFT = "drift"
+UNREACHABLE = "unreachable"
+ERROR = "error"
+
+ConnectorFactory = Callable[[HostSpec], Connector]
+ProgressCallback = Callable[[str, str], None]  # (host name, what it is doing now)
+
+
+@dataclass
+class HostResult:
+    name: str
+    status: str
+    changes: list[Change] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    error: HostError | None = None
+    elapsed_ms: float = 0.0
+    facts: Facts | None = None
+    commands: int = 0  # commands run on the host (round trips after connecting)
+    connections: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in (UNREACHABLE, ERROR)
+
+
+class Fleet:
+    """Runs a per-host job over a thread pool, with every live connector tracked so that
+    Ctrl-C can close them all at once instead of waiting for each host's timeout."""
+
+    def __init__(
+        self,
+        hosts: Sequence[HostSpec],
+        *,
+        forks: int = DEFAULT_FORKS,
+        connector_factory: ConnectorFactory = connector_for,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.hosts = list(hosts)
+        self.forks = max(1, forks)
+        self.connector_factory = connector_factory
+        self.progress = progress or (lambda host, step: None)
+        self._live: set[Connector] = set()
+        self._lock = threading.Lock()
+        self._interrupted = threading.Event()
+
+    def open(self, spec: HostSpec) -> Connector:
+        """Connect to a host; the connection is closed for us when the job ends."""
+        if self._interrupted.is_set():
+            raise KeyboardInterrupt
+        connector = self.connector_factory(spec)
+        with self._lock:
+            self._live.add(connector)
+        try:
+            connector.open()
+        except BaseException:
+            self.release(connector)
+            raise
+        return connector
+
+    def release(self, connector: Connector) -> None:
+        with self._lock:
+            self._live.discard(connector)
+        connector.close()
+
+    def run(self, job: Callable[[Fleet, HostSpec], HostResult]) -> list[HostResult]:
+        """Run ``job`` for every host; results come back sorted by host name."""
+        results: dict[str, HostResult] = {}
+        pool = ThreadPoolExecutor(max_workers=min(self.forks, max(1, len(self.hosts))))
+        futures: dict[Future[HostResult], HostSpec] = {
+            pool.submit(self._guarded, job, spec): spec for spec in self.hosts
+        }
+        pending = set(futures)
+        try:
+            while pending:
+                # A short wait keeps the main thread responsive to Ctrl-C.
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    result = future.result()
+                    results[result.name] = result
+        except KeyboardInterrupt:
+            self._interrupted.set()
+            with self._lock:
+                live = list(self._live)
+            for connector in live:
+                connector.close()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown(wait=True)
+        return [results[name] for name in sorted(results)]
+
+    def _guarded(self, job: Callable[[Fleet, HostSpec], HostResult], spec: HostSpec) -> HostResult:
+        start = time.perf_counter()
+        try:
+            result = job(self, spec)
+        except HostError as exc:
+            status = UNREACHABLE if isinstance(exc, ConnectError) else ERROR
+            result = HostResult(name=spec.name, status=status, error=exc)
+        except KeyboardInterrupt:
+            result = HostResult(
+                name=spec.name, status=ERROR, error=HostError(spec.name, "interrupted")
+            )
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the other hosts down
+            result = HostResult(
+                name=spec.name,
+                status=ERROR,
+                error=HostError(
+                    host=spec.name,
+                    message=f"internal error: {type(exc).__name__}: {exc}",
+                    hint="this is a bug in localai-provision; please report it",
+                ),
+            )
+        result.elapsed_ms = (time.perf_counter() - start) * 1000
+        self.progress(spec.name, result.status)
+        return result
+
+
+def check_job(fleet: Fleet, spec: HostSpec) -> HostResult:
+    """Read-only: connect, gather facts in one command, plan. Used by `plan` and `drift`."""
+    fleet.progress(spec.name, "connecting")
+    connector = fleet.open(spec)
+    try:
+        fleet.progress(spec.name, "gathering facts")
+        facts = gather(connector, spec)
+        commands = connector.commands_run
+        warnings = list(getattr(connector, "warnings", []))
+    finally:
+        fleet.release(connector)
+    changes = plan(spec, facts)
+    warnings += plan_warnings(spec, facts)
+    return HostResult(
+        name=spec.name,
+        status=DRIFT if changes else IN_SYNC,
+        changes=changes,
+        warnings=warnings,
+        facts=facts,
+        commands=commands,
+        connections=1,
+    )
+
+
+def check_hosts(
+    hosts: Sequence[HostSpec],
+    *,
+    forks: int = DEFAULT_FORKS,
+    connector_factory: ConnectorFactory = connector_for,
+    progress: ProgressCallback | None = None,
+) -> list[HostResult]:
+    fleet = Fleet(hosts, forks=forks, connector_factory=connector_factory, progress=progress)
+    return fleet.run(check_job)

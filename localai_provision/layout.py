@@ -1,0 +1,103 @@
+"""Where things live on a host, and the server configuration the site asks for.
+
+Everything the tool owns sits under the host's `prefix` (default ~/.localai):
+
+    prefix/venv/          the server's virtual environment
+    prefix/server.json    the server's arguments and environment (mode 0600: may hold secrets)
+    prefix/state.json     what the last successful apply did, and when
+    prefix/lock           held while an apply runs
+    prefix/run/server.pid the `process` service's pid file
+    prefix/logs/server.log
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+from localai_provision.site.model import HostSpec
+
+
+@dataclass(frozen=True)
+class Layout:
+    prefix: str  # absolute, as the host expanded it
+
+    @property
+    def venv(self) -> str:
+        return posixpath.join(self.prefix, "venv")
+
+    @property
+    def venv_python(self) -> str:
+        return posixpath.join(self.venv, "bin", "python")
+
+    def venv_bin(self, name: str) -> str:
+        return posixpath.join(self.venv, "bin", name)
+
+    @property
+    def server_bin(self) -> str:
+        return self.venv_bin("mlx-omni-server")
+
+    @property
+    def server_config(self) -> str:
+        return posixpath.join(self.prefix, "server.json")
+
+    @property
+    def state(self) -> str:
+        return posixpath.join(self.prefix, "state.json")
+
+    @property
+    def lock(self) -> str:
+        return posixpath.join(self.prefix, "lock")
+
+    @property
+    def run_dir(self) -> str:
+        return posixpath.join(self.prefix, "run")
+
+    @property
+    def pid_file(self) -> str:
+        return posixpath.join(self.run_dir, "server.pid")
+
+    @property
+    def log_dir(self) -> str:
+        return posixpath.join(self.prefix, "logs")
+
+    @property
+    def server_log(self) -> str:
+        return posixpath.join(self.log_dir, "server.log")
+
+
+def expand_home(path: str, home: str) -> str:
+    """Expand a leading `~` with the host's home, as the host's shell would."""
+    if path == "~":
+        return home
+    if path.startswith("~/"):
+        return posixpath.join(home, path[2:])
+    return path
+
+
+def server_config(spec: HostSpec, layout: Layout, hf_home: str) -> dict[str, Any]:
+    """The exact command and environment the server runs with. Its hash is what drift
+    compares, so every setting that changes how the server runs belongs in here."""
+    server = spec.server
+    argv = [
+        layout.server_bin,
+        "--host",
+        server.host,
+        "--port",
+        str(server.port),
+        "--workers",
+        str(server.workers),
+        "--log-level",
+        server.log_level,
+        *server.extra_args,
+    ]
+    env = {"HF_HOME": hf_home, **server.env}
+    return {"argv": argv, "env": env}
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    text = json.dumps({"argv": config["argv"], "env": config["env"]}, sort_keys=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

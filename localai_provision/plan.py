@@ -1,0 +1,294 @@
+"""plan(desired, observed) -> changes: a pure function, the heart of the reconciler.
+
+Given a host's resolved settings (HostSpec) and what the host looks like now (Facts), list
+exactly the changes that make it match, each with the reason in words. No I/O: tests drive it
+with tables, and apply executes its output and nothing else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from localai_provision.facts.model import Facts
+from localai_provision.layout import Layout, config_hash, expand_home, server_config
+from localai_provision.site.model import HostSpec, package_base_name
+
+# Actions, in the order apply carries them out.
+CREATE = "create"
+UPDATE = "update"
+REMOVE = "remove"
+START = "start"
+RESTART = "restart"
+FAIL = "fail"  # something the tool cannot fix; apply stops this host with the reason
+
+# Resource kinds (a Change's resource is "KIND" or "KIND NAME").
+PYTHON = "python"
+VENV = "venv"
+PACKAGE = "package"
+SERVER_CONFIG = "server-config"
+MODEL = "model"
+SERVICE = "service"
+
+
+@dataclass(frozen=True)
+class Change:
+    host: str
+    resource: str  # e.g. "venv", "package mlx-lm", "model org/name", "service"
+    action: str
+    before: str | None
+    after: str | None
+    reason: str
+
+    @property
+    def kind(self) -> str:
+        return self.resource.split(" ", 1)[0]
+
+    @property
+    def name(self) -> str:
+        return self.resource.split(" ", 1)[1] if " " in self.resource else ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "resource": self.resource,
+            "action": self.action,
+            "before": self.before,
+            "after": self.after,
+            "reason": self.reason,
+        }
+
+
+def layout_for(facts: Facts) -> Layout:
+    return Layout(prefix=facts.prefix)
+
+
+def desired_config(spec: HostSpec, facts: Facts) -> dict[str, object]:
+    layout = layout_for(facts)
+    config = server_config(spec, layout, expand_home(spec.hf_home, facts.system.home))
+    return {**config, "hash": config_hash(config)}
+
+
+def plan(spec: HostSpec, facts: Facts) -> list[Change]:
+    host = spec.name
+    changes: list[Change] = []
+
+    def add(resource: str, action: str, before: str | None, after: str | None, reason: str) -> None:
+        changes.append(Change(host, resource, action, before, after, reason))
+
+    # 1. The interpreter the venv is built from.
+    if not facts.python.found:
+        add(
+            PYTHON,
+            FAIL,
+            None,
+            spec.python,
+            f"`{spec.python}` is not on the host; install it or fix `python` in the site file",
+        )
+
+    # 2. The venv.
+    venv = facts.venv
+    wanted_python = facts.python.short_version if facts.python.found else None
+    rebuild_venv = False
+    if not venv.exists:
+        add(VENV, CREATE, None, venv.path, "there is no venv yet")
+        rebuild_venv = True
+    elif not venv.python_exists:
+        add(
+            VENV,
+            UPDATE,
+            "broken",
+            venv.path,
+            "the venv's Python is gone (deleted or upgraded under it); the venv is rebuilt",
+        )
+        rebuild_venv = True
+    elif (
+        wanted_python
+        and venv.python_version
+        and not _same_minor(venv.python_version, wanted_python)
+    ):
+        add(
+            VENV,
+            UPDATE,
+            f"Python {venv.python_version}",
+            f"Python {wanted_python}",
+            f"the venv was made with Python {venv.python_version}, `{spec.python}` is "
+            f"{wanted_python}; the venv is rebuilt",
+        )
+        rebuild_venv = True
+
+    # 3. Packages: the pinned set, exactly. A package already at its version is left alone.
+    package_changed = False
+    for name, version in spec.packages.items():
+        base = package_base_name(name)
+        installed = None if rebuild_venv else venv.packages.get(base)
+        if installed is None:
+            add(
+                f"{PACKAGE} {name}",
+                CREATE,
+                None,
+                version,
+                f"{name} is not installed, {version} wanted",
+            )
+            package_changed = True
+        elif not _same_version(installed, version):
+            add(
+                f"{PACKAGE} {name}",
+                UPDATE,
+                installed,
+                version,
+                f"{name} {installed} installed, {version} wanted",
+            )
+            package_changed = True
+
+    # 4. The server's configuration file.
+    wanted = desired_config(spec, facts)
+    wanted_hash = str(wanted["hash"])
+    actual = facts.server_config
+    config_changed = False
+    if actual is None:
+        add(SERVER_CONFIG, CREATE, None, wanted_hash, "the server has no configuration file yet")
+        config_changed = True
+    elif actual.get("hash") != wanted_hash:
+        add(
+            SERVER_CONFIG,
+            UPDATE,
+            str(actual.get("hash")),
+            wanted_hash,
+            _config_difference(actual, wanted),
+        )
+        config_changed = True
+
+    # 5. Models in the cache.
+    models_changed = False
+    for model_spec, model in zip(spec.models, facts.models, strict=True):
+        if not model.complete:
+            how = f"copied from {model_spec.source}" if model_spec.source else "downloaded"
+            add(
+                f"{MODEL} {model.id}",
+                CREATE if not model.present else UPDATE,
+                model.problem,
+                model.revision,
+                f"{model.id}@{model.revision}: {model.problem}; it will be {how}",
+            )
+            models_changed = True
+
+    # 6. The service: started when stopped, restarted once when anything above changed or
+    #    the running server is not the one the site describes.
+    process = facts.service.process
+    running = facts.service.running and process is not None
+    if not running:
+        if facts.port_open:
+            holders = [p for p in facts.service.server_processes]
+            who = f" (pid {holders[0].pid}: {holders[0].command[:80]})" if holders else ""
+            reason = (
+                f"not running, and port {spec.server.port} is held by another program{who}; "
+                "apply will fail until it is stopped or `server.port` is changed"
+            )
+        else:
+            reason = "the server is not running"
+        add(SERVICE, START, "stopped", "running", reason)
+    else:
+        assert process is not None
+        restart = _restart_reason(
+            spec,
+            facts,
+            rebuild_venv,
+            package_changed,
+            config_changed,
+            models_changed,
+            process.config_hash,
+            wanted_hash,
+        )
+        if restart:
+            add(SERVICE, RESTART, f"pid {process.pid}", "running", restart)
+    return changes
+
+
+def _restart_reason(
+    spec: HostSpec,
+    facts: Facts,
+    rebuild_venv: bool,
+    package_changed: bool,
+    config_changed: bool,
+    models_changed: bool,
+    running_hash: str | None,
+    wanted_hash: str,
+) -> str | None:
+    what = [
+        word
+        for word, changed in (
+            ("the venv", rebuild_venv),
+            ("packages", package_changed),
+            ("the configuration", config_changed),
+            ("models", models_changed),
+        )
+        if changed
+    ]
+    if what:
+        return f"{' and '.join(what)} changed"
+    if running_hash != wanted_hash:
+        return "it runs with another configuration than the site's"
+    for path in dict.fromkeys(("/v1/models", *spec.verify.endpoints)):
+        endpoint = facts.endpoint(path)
+        if endpoint is None or not endpoint.ok:
+            problem = endpoint.error if endpoint else "no answer"
+            return f"{path} does not answer properly ({problem})"
+    listed = facts.listed_models or set()
+    unlisted = [m.id for m in spec.models if m.id not in listed]
+    if unlisted:
+        return (
+            f"{unlisted[0]} is in the cache but not listed by the server, which reads the "
+            "cache only when it starts"
+        )
+    return None
+
+
+def _same_minor(a: str, b: str) -> bool:
+    return a.split(".")[:2] == b.split(".")[:2]
+
+
+def _same_version(installed: str, wanted: str) -> bool:
+    # A wheel's dist-info carries the normalised version; the site may say `0.29.3` for
+    # `0.29.3` and `2.13.0+cpu` for `2.13.0+cpu`. Compare case-insensitively, nothing looser.
+    return installed.lower() == wanted.lower()
+
+
+def _config_difference(actual: dict[str, object], wanted: dict[str, object]) -> str:
+    """Which parts of the configuration differ, without printing environment values (they
+    may be secrets)."""
+    parts = []
+    if actual.get("argv") != wanted.get("argv"):
+        parts.append("the server's arguments")
+    actual_env = actual.get("env") if isinstance(actual.get("env"), dict) else {}
+    wanted_env = wanted.get("env") if isinstance(wanted.get("env"), dict) else {}
+    assert isinstance(actual_env, dict) and isinstance(wanted_env, dict)
+    changed = sorted(
+        k for k in set(actual_env) | set(wanted_env) if actual_env.get(k) != wanted_env.get(k)
+    )
+    if changed:
+        parts.append("environment " + ", ".join(changed))
+    return ("changed: " + "; ".join(parts)) if parts else "the configuration file differs"
+
+
+def plan_warnings(spec: HostSpec, facts: Facts) -> list[str]:
+    """Things worth saying that are not changes."""
+    warnings = []
+    process = facts.service.process
+    ours = process.pid if process is not None and process.alive else None
+    strays = [p for p in facts.service.server_processes if p.pid != ours]
+    if strays:
+        warnings.append(
+            f"{len(strays)} other mlx-omni-server process(es) run as this user "
+            f"(pid {', '.join(str(p.pid) for p in strays[:5])}); they are not managed by "
+            "localai and may hold memory or ports"
+        )
+    if spec.server.host in ("0.0.0.0", "::") and "--api-key" not in " ".join(
+        spec.server.extra_args
+    ):
+        warnings.append(
+            f"the server listens on all interfaces ({spec.server.host}) with no API key in "
+            "front: anyone on the network can use it"
+        )
+    if facts.disk_free_bytes is not None and facts.disk_free_bytes < 2 * 1024**3:
+        warnings.append(f"only {facts.disk_free_bytes / 1024**3:.1f} GiB free under {facts.prefix}")
+    return warnings

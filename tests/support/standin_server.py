@@ -1,0 +1,156 @@
+"""A STAND-IN for mlx-omni-server, used only by localai-provision's fast reconciler tests.
+
+It accepts the real server's command line (--host --port --workers --log-level), lists the
+models of the Hugging Face cache (HF_HOME/hub) on /v1/models and /anthropic/v1/models, scanned
+once at the first request as the real server does, and answers chat completions and Anthropic
+messages for listed models with a fixed reply. The real server is covered by the e2e tests.
+Standard library only: it runs in a venv with nothing else installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+STANDIN_BANNER = "localai STAND-IN mlx-omni-server"
+_models: list[str] | None = None
+
+
+def scan_models() -> list[str]:
+    """Models in the cache whose ref `main` points at an existing snapshot."""
+    hub = os.path.join(os.environ.get("HF_HOME", os.path.expanduser("~/.cache/huggingface")), "hub")
+    found = []
+    try:
+        names = sorted(os.listdir(hub))
+    except OSError:
+        return found
+    for name in names:
+        if not name.startswith("models--"):
+            continue
+        base = os.path.join(hub, name)
+        try:
+            with open(os.path.join(base, "refs", "main"), encoding="utf-8") as f:
+                commit = f.read().strip()
+        except OSError:
+            continue
+        if os.path.isfile(os.path.join(base, "snapshots", commit, "config.json")):
+            found.append(name[len("models--") :].replace("--", "/"))
+    return found
+
+
+def models() -> list[str]:
+    global _models
+    if _models is None:  # once per process, like the real server
+        _models = scan_models()
+    return _models
+
+
+class Handler(BaseHTTPRequestHandler):
+    server_version = "standin-mlx-omni-server/0.1"
+
+    def log_message(self, format: str, *args: object) -> None:
+        sys.stderr.write(f"{self.address_string()} - {format % args}\n")
+
+    def _send(self, status: int, body: object) -> None:
+        data = json.dumps(body).encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        path = self.path.split("?")[0].rstrip("/")
+        if path in ("/v1/models", "/models"):
+            self._send(
+                200,
+                {
+                    "object": "list",
+                    "data": [
+                        {"id": m, "object": "model", "created": 0, "owned_by": "standin"}
+                        for m in models()
+                    ],
+                },
+            )
+        elif path in ("/anthropic/v1/models", "/anthropic/models"):
+            self._send(
+                200,
+                {
+                    "data": [{"id": m, "type": "model", "display_name": m} for m in models()],
+                    "has_more": False,
+                },
+            )
+        else:
+            self._send(404, {"detail": "Not Found"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            request = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            self._send(400, {"detail": "bad json"})
+            return
+        model = request.get("model")
+        path = self.path.split("?")[0].rstrip("/")
+        if model not in models():
+            self._send(404, {"detail": f"model {model} not found"})
+            return
+        if path in ("/v1/chat/completions", "/chat/completions"):
+            self._send(
+                200,
+                {
+                    "id": "standin",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [
+                        {
+                            "index": 0,
+                            "finish_reason": "length",
+                            "message": {"role": "assistant", "content": "ok"},
+                        }
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                },
+            )
+        elif path in ("/anthropic/v1/messages", "/anthropic/messages"):
+            self._send(
+                200,
+                {
+                    "id": "standin",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [{"type": "text", "text": "ok"}],
+                    "stop_reason": "max_tokens",
+                    "usage": {"input_tokens": 1, "output_tokens": 1},
+                },
+            )
+        else:
+            self._send(404, {"detail": "Not Found"})
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=STANDIN_BANNER)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=10240)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--log-level", default="info")
+    args, _unknown = parser.parse_known_args()
+    delay = float(os.environ.get("STANDIN_START_DELAY_S", "0"))
+    if os.environ.get("STANDIN_FAIL_AT_START"):
+        sys.stderr.write("standin: failing at start as asked (STANDIN_FAIL_AT_START)\n")
+        raise SystemExit(3)
+    time.sleep(delay)
+    httpd = ThreadingHTTPServer((args.host, args.port), Handler)
+    sys.stderr.write(f"{STANDIN_BANNER} listening on {args.host}:{args.port}\n")
+    sys.stderr.flush()
+    httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
