@@ -11,6 +11,7 @@
 # - never print secrets: of the server's environment only LOCALAI_CONFIG_HASH is read.
 import json
 import os
+import pwd
 import socket
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def system_section():
         "nodename": u.nodename,
         "uid": os.getuid(),
         "home": os.path.expanduser("~"),
-        "user": os.environ.get("USER") or os.environ.get("LOGNAME"),
+        "user": pwd.getpwuid(os.getuid()).pw_name,
         "time": time.time(),
     }
     if u.sysname == "Darwin":

@@ -1,0 +1,258 @@
+"""The pure parsers, on outputs recorded from Linux and in Apple's documented formats."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localai_provision.facts.parse import (
+    FactsFormatError,
+    parse_dist_info_name,
+    parse_endpoint,
+    parse_etime,
+    parse_facts,
+    parse_macos_version,
+    parse_model,
+    parse_os_release,
+    parse_process,
+    parse_ps_etime_command,
+    parse_pyvenv_cfg,
+    parse_server_processes,
+    parse_sw_vers,
+)
+from localai_provision.site.model import ModelSpec
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+MACOS = FIXTURES / "macos"
+
+
+def linux_doc() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((FIXTURES / "facts-linux.json").read_text())
+    return data
+
+
+def macos_doc() -> dict[str, Any]:
+    """The Linux document turned into what the script prints on a Mac."""
+    doc = copy.deepcopy(linux_doc())
+    doc["system"] = {
+        "sysname": "Darwin",
+        "release": "23.5.0",
+        "machine": "arm64",
+        "nodename": "mini-01.local",
+        "uid": 501,
+        "home": "/Users/lab",
+        "user": "lab",
+        "time": 1795654939.0,
+        "system_version_plist": (MACOS / "SystemVersion.plist").read_text(),
+    }
+    doc["service"] = {
+        "kind": "auto",
+        "pid_file": "8123\n",
+        "process": {
+            "pid": 8123,
+            "alive": True,
+            "ps": (MACOS / "ps-etime-command.txt").read_text().strip(),
+            "config_hash": "51fcc3e733332a28",
+        },
+        "server_processes": (MACOS / "ps-pid-command.txt").read_text(),
+    }
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("mlx_lm-0.28.2.dist-info", ("mlx-lm", "0.28.2")),
+        ("mlx_omni_server-0.5.1.dist-info", ("mlx-omni-server", "0.5.1")),
+        ("torch-2.13.0+cpu.dist-info", ("torch", "2.13.0+cpu")),
+        ("PyYAML-6.0.3.dist-info", ("pyyaml", "6.0.3")),
+        ("zope.interface-7.0.dist-info", ("zope-interface", "7.0")),
+        ("mlx_lm.egg-info", None),
+        ("broken.dist-info", None),
+    ],
+)
+def test_dist_info_names(name: str, expected: tuple[str, str] | None) -> None:
+    assert parse_dist_info_name(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("home = /usr/bin\nversion = 3.11.2\n", "3.11.2"),
+        (
+            "home = /opt/homebrew/bin\nimplementation = CPython\nversion_info = 3.11.9.final.0\n",
+            "3.11.9",
+        ),  # as uv writes it
+        ("home = /usr/bin\n", None),
+        (None, None),
+    ],
+)
+def test_pyvenv_cfg(text: str | None, expected: str | None) -> None:
+    assert parse_pyvenv_cfg(text) == expected
+
+
+def test_macos_version_from_apple_files() -> None:
+    assert parse_macos_version((MACOS / "SystemVersion.plist").read_text()) == "14.5"
+    assert parse_macos_version("not a plist") == ""
+    assert parse_sw_vers((MACOS / "sw_vers.txt").read_text())["ProductVersion"] == "14.5"
+
+
+def test_os_release() -> None:
+    assert parse_os_release('NAME="Debian GNU/Linux"\nVERSION_ID="12"\n') == "12"
+    assert parse_os_release(None) == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [("05:07", 307.0), ("01:02:03", 3723.0), ("02-03:04:05", 183845.0), ("bad", None)],
+)
+def test_ps_etime(text: str, seconds: float | None) -> None:
+    assert parse_etime(text) == seconds
+
+
+def test_bsd_ps_lines() -> None:
+    elapsed, command = parse_ps_etime_command((MACOS / "ps-etime-command.txt").read_text())
+    assert elapsed == 183845.0
+    assert command.startswith("/Users/lab/.localai/venv/bin/python3.11 ")
+    servers = parse_server_processes((MACOS / "ps-pid-command.txt").read_text())
+    assert [s.pid for s in servers] == [8123, 9001]  # Finder and the shell are not servers
+
+
+def test_process_from_linux_proc_and_from_macos_ps() -> None:
+    linux = parse_process(
+        {
+            "pid": 7,
+            "alive": True,
+            "argv": ["/v/bin/python", "/v/bin/mlx-omni-server"],
+            "config_hash": "h",
+            "elapsed_s": 12.5,
+        }
+    )
+    assert linux is not None and linux.alive and linux.uptime_s == 12.5
+    assert linux.command == "/v/bin/python /v/bin/mlx-omni-server"
+    mac = parse_process(macos_doc()["service"]["process"])
+    assert mac is not None and mac.alive and mac.uptime_s == 183845.0 and mac.config_hash
+    assert parse_process({"pid": 7, "alive": False}) is not None
+    assert parse_process(None) is None
+
+
+def test_endpoint_answers() -> None:
+    ok = parse_endpoint(
+        {
+            "path": "/v1/models",
+            "status_line": "HTTP/1.1 200 OK",
+            "body": '{"object":"list","data":[{"id":"org/a"},{"id":"org/b"}]}',
+            "ms": 4.2,
+        }
+    )
+    assert ok.ok and ok.model_ids == ("org/a", "org/b") and ok.ms == 4.2
+    error = parse_endpoint(
+        {
+            "path": "/v1/models",
+            "status_line": "HTTP/1.1 500 Internal Server Error",
+            "body": "oops",
+            "ms": 3,
+        }
+    )
+    assert not error.ok and error.error == "HTTP 500"
+    refused = parse_endpoint({"path": "/v1/models", "error": "ConnectionRefusedError: [Errno 111]"})
+    assert refused.status is None and "Refused" in (refused.error or "")
+    garbage = parse_endpoint({"path": "/x", "status_line": "SSH-2.0-OpenSSH_9.2", "body": ""})
+    assert garbage.status is None and garbage.error == "not an HTTP answer"
+
+
+COMMIT = "c" * 40
+
+
+def _raw_model(**over: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {
+        "dir": "models--org--m",
+        "exists": True,
+        "refs": {"main": COMMIT},
+        "snapshots": {COMMIT: [["config.json", 10], ["model.safetensors", 1000]]},
+        "incomplete_blobs": [],
+        "marker": None,
+    }
+    raw.update(over)
+    return raw
+
+
+@pytest.mark.parametrize(
+    ("raw", "complete", "problem"),
+    [
+        (_raw_model(), True, None),
+        (None, False, "not in the model cache"),
+        (_raw_model(exists=False), False, "not in the model cache"),
+        (_raw_model(refs={}), False, "no ref `main`"),
+        (_raw_model(snapshots={}), False, "has no snapshot"),
+        (_raw_model(snapshots={COMMIT: []}), False, "empty"),
+        (
+            _raw_model(snapshots={COMMIT: [["config.json", 10], ["model.safetensors", None]]}),
+            False,
+            "1 file(s) missing",
+        ),
+        (_raw_model(incomplete_blobs=["abc.incomplete"]), False, "incomplete"),
+        (
+            _raw_model(marker='{"files": {"config.json": 10, "model.safetensors": 1000}}'),
+            True,
+            None,
+        ),
+        (
+            _raw_model(marker='{"files": {"config.json": 10, "model.safetensors": 2000}}'),
+            False,
+            "has 1000 bytes, not 2000",
+        ),
+        (_raw_model(marker='{"files": {"tokenizer.json": 5}}'), False, "tokenizer.json is missing"),
+    ],
+)
+def test_model_completeness(
+    raw: dict[str, Any] | None, complete: bool, problem: str | None
+) -> None:
+    facts = parse_model(ModelSpec("org/m"), raw)
+    assert facts.complete is complete
+    if problem:
+        assert problem in (facts.problem or "")
+    else:
+        assert facts.problem is None and facts.size_bytes == 1010
+
+
+def test_model_pinned_to_a_commit() -> None:
+    facts = parse_model(ModelSpec("org/m", revision=COMMIT), _raw_model(refs={}))
+    assert facts.complete and facts.commit == COMMIT
+
+
+def test_whole_linux_document() -> None:
+    facts = parse_facts("mini-01", json.dumps(linux_doc()), [ModelSpec("org/tiny-a")])
+    assert facts.system.os == "linux" and facts.system.os_version == "12"
+    assert facts.python.version == (3, 11, 2) and facts.python.found
+    assert facts.venv.usable and facts.venv.python_version == "3.11.2"
+    assert facts.venv.packages == {
+        "mlx": "0.29.3",
+        "mlx-lm": "0.28.2",
+        "mlx-omni-server": "0.5.1",
+        "torch": "2.13.0+cpu",
+    }
+    assert facts.server_config is not None and facts.server_config["hash"]
+    assert facts.models[0].complete and facts.models[0].commit == COMMIT
+    assert facts.state is not None and facts.state["tool_version"] == "0.1.0"
+
+
+def test_whole_macos_document() -> None:
+    facts = parse_facts("mini-01", json.dumps(macos_doc()), [ModelSpec("org/tiny-a")])
+    assert (facts.system.os, facts.system.os_version, facts.system.arch) == (
+        "macos",
+        "14.5",
+        "arm64",
+    )
+    assert facts.service.pid == 8123 and facts.service.running
+    assert [p.pid for p in facts.service.server_processes] == [8123, 9001]
+
+
+@pytest.mark.parametrize("output", ["", "not json", "[]", '{"v": 2}', "Welcome to my Mac!\n{}"])
+def test_unexpected_output_is_a_clear_error(output: str) -> None:
+    with pytest.raises(FactsFormatError):
+        parse_facts("h", output, [])
