@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, TextIO
 import yaml
 
 from localai_provision import __version__
+from localai_provision.apply import CHANGED, SKIPPED, ApplyOptions, apply_hosts, site_hash
 from localai_provision.errors import LocalAIError, Problem, SiteError, UsageError
 from localai_provision.fleet import DEFAULT_FORKS, DRIFT, IN_SYNC, HostResult, check_hosts
 from localai_provision.plan import Change
@@ -294,6 +296,123 @@ def write_junit(path: Path, results: list[HostResult]) -> None:
     tmp.replace(path)
 
 
+# --- apply -----------------------------------------------------------------------------------
+
+
+class Progress:
+    """One live line per host with its current step: redrawn in place on a terminal, plain
+    `host: step` lines otherwise (CI logs keep every step)."""
+
+    def __init__(self, io: Output, hosts: list[str], live: bool) -> None:
+        self.io = io
+        self.hosts = hosts
+        self.live = live
+        self.state = {h: "waiting" for h in hosts}
+        self.lock = threading.Lock()
+        self.drawn = False
+        self.width = max((len(h) for h in hosts), default=0)
+
+    def __call__(self, host: str, step: str) -> None:
+        with self.lock:
+            self.state[host] = step
+            if not self.live:
+                self.io.error(f"{host}: {step}")
+                return
+            if self.drawn:
+                self.io.err.write(f"\x1b[{len(self.hosts)}F")
+            for name in self.hosts:
+                self.io.err.write(f"\x1b[2K{name.ljust(self.width)}  {self.state[name]}\n")
+            self.io.err.flush()
+            self.drawn = True
+
+
+def cmd_apply(args: argparse.Namespace, io: Output) -> int:
+    if args.dry_run:
+        return cmd_plan(args, io)
+    site = load_site(args.file)
+    hosts = select_hosts(site, args.limit)
+    options = ApplyOptions(site_hash=site_hash(Path(args.file)), lock_wait_s=args.lock_wait)
+    live = not args.json and io.err.isatty()
+    progress = Progress(io, [h.name for h in hosts], live) if not args.quiet else None
+    results = apply_hosts(
+        hosts,
+        options,
+        forks=args.forks,
+        max_fail=args.max_fail,
+        serial=args.serial,
+        progress=progress,
+    )
+    failed = any(r.failed or r.status == SKIPPED for r in results)
+    if args.json:
+        io.json(
+            {
+                "hosts": [
+                    {
+                        "name": r.name,
+                        "status": r.status,
+                        "changes": [c.as_dict() for c in r.changes],
+                        "failed_step": r.error.step if r.error else None,
+                        "error": _error_dict(r),
+                        "elapsed_ms": round(r.elapsed_ms, 1),
+                        "verify": r.details.get("verify", {}),
+                        "prewarm": r.details.get("prewarm", []),
+                        "warnings": r.warnings,
+                    }
+                    for r in results
+                ],
+                "summary": _apply_summary(results),
+            }
+        )
+        return EXIT_ERROR if failed else EXIT_OK
+    rows = [("HOST", "STATUS", "CHANGES", "ELAPSED", "VERIFY", "PREWARM")]
+    for r in results:
+        verify = r.details.get("verify", {})
+        models_ms = verify.get("/v1/models")
+        prewarm = ", ".join(
+            f"{p['model'].split('/')[-1]} {p['ms']:.0f} ms" for p in r.details.get("prewarm", [])
+        )
+        rows.append(
+            (
+                r.name,
+                r.status,
+                str(len(r.changes)),
+                f"{r.elapsed_ms / 1000:.1f} s",
+                f"/v1/models {models_ms:.0f} ms" if models_ms is not None else "-",
+                prewarm or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        io.line("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for r in results:
+        for warning in r.warnings:
+            io.line(f"warning: {r.name}: {warning}")
+        if r.error and (r.failed or r.status == SKIPPED):
+            io.line()
+            io.line(str(r.error))
+    summary = _apply_summary(results)
+    io.line()
+    io.line(
+        f"{_count(summary['hosts'], 'host')}: {summary['ok']} unchanged, {summary['changed']} "
+        f"changed, {summary['failed']} failed, {summary['skipped']} skipped"
+    )
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _apply_summary(results: list[HostResult]) -> dict[str, int]:
+    summary = {"hosts": len(results), "ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+    for r in results:
+        if r.status == SKIPPED:
+            summary["skipped"] += 1
+        elif r.failed:
+            summary["failed"] += 1
+        elif r.status == CHANGED:
+            summary["changed"] += 1
+        else:
+            summary["ok"] += 1
+    return summary
+
+
 # --- plumbing --------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, Output], int]
@@ -334,6 +453,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report, a case per host")
     p.set_defaults(func=cmd_drift)
+
+    p = sub.add_parser("apply", help="make every host match the site; exit 0 converged, 1 failed")
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--dry-run", action="store_true", help="only show the plan (same as `plan`)")
+    p.add_argument("--max-fail", type=int, metavar="N", help="start no new host after N failed")
+    p.add_argument(
+        "--serial",
+        type=int,
+        metavar="N",
+        help="work on N hosts at a time; stop when a batch fails (rolling update)",
+    )
+    p.add_argument(
+        "--lock-wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for another apply on the same host (default 10)",
+    )
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.set_defaults(func=cmd_apply)
     return parser
 
 

@@ -28,6 +28,7 @@ IN_SYNC = "in-sync"
 DRIFT = "drift"
 UNREACHABLE = "unreachable"
 ERROR = "error"
+SKIPPED = "skipped"
 
 ConnectorFactory = Callable[[HostSpec], Connector]
 ProgressCallback = Callable[[str, str], None]  # (host name, what it is doing now)
@@ -48,7 +49,7 @@ class HostResult:
 
     @property
     def failed(self) -> bool:
-        return self.status in (UNREACHABLE, ERROR)
+        return self.status in (UNREACHABLE, ERROR, "failed")
 
 
 class Fleet:
@@ -62,14 +63,18 @@ class Fleet:
         forks: int = DEFAULT_FORKS,
         connector_factory: ConnectorFactory = connector_for,
         progress: ProgressCallback | None = None,
+        max_fail: int | None = None,
     ) -> None:
         self.hosts = list(hosts)
+        self.max_fail = max_fail
+        self._failures = 0
         self.forks = max(1, forks)
         self.connector_factory = connector_factory
         self.progress = progress or (lambda host, step: None)
         self._live: set[Connector] = set()
         self._lock = threading.Lock()
         self._interrupted = threading.Event()
+        self._stop_new = threading.Event()  # --max-fail reached: start no more hosts
 
     def open(self, spec: HostSpec) -> Connector:
         """Connect to a host; the connection is closed for us when the job ends."""
@@ -84,6 +89,10 @@ class Fleet:
             self.release(connector)
             raise
         return connector
+
+    def stop_starting(self) -> None:
+        """Hosts not yet started are reported as skipped instead of being worked on."""
+        self._stop_new.set()
 
     def release(self, connector: Connector) -> None:
         with self._lock:
@@ -118,6 +127,16 @@ class Fleet:
 
     def _guarded(self, job: Callable[[Fleet, HostSpec], HostResult], spec: HostSpec) -> HostResult:
         start = time.perf_counter()
+        if self._stop_new.is_set():
+            return HostResult(
+                name=spec.name,
+                status=SKIPPED,
+                error=HostError(
+                    host=spec.name,
+                    message=f"not started: {self._failures} host(s) failed (--max-fail "
+                    f"{self.max_fail})",
+                ),
+            )
         try:
             result = job(self, spec)
         except HostError as exc:
@@ -138,6 +157,11 @@ class Fleet:
                 ),
             )
         result.elapsed_ms = (time.perf_counter() - start) * 1000
+        if result.failed:
+            with self._lock:
+                self._failures += 1
+                if self.max_fail is not None and self._failures >= self.max_fail:
+                    self._stop_new.set()
         self.progress(spec.name, result.status)
         return result
 

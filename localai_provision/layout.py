@@ -41,6 +41,16 @@ class Layout:
         return self.venv_bin("mlx-omni-server")
 
     @property
+    def tools(self) -> str:
+        """Where uv is installed (pip --target): outside the venv, so that installing the
+        server's exact package set never removes it."""
+        return posixpath.join(self.prefix, "tools")
+
+    @property
+    def uv(self) -> str:
+        return posixpath.join(self.tools, "bin", "uv")
+
+    @property
     def server_config(self) -> str:
         return posixpath.join(self.prefix, "server.json")
 

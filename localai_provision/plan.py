@@ -101,6 +101,15 @@ def plan(spec: HostSpec, facts: Facts) -> list[Change]:
             "the venv's Python is gone (deleted or upgraded under it); the venv is rebuilt",
         )
         rebuild_venv = True
+    elif not venv.complete:
+        add(
+            VENV,
+            UPDATE,
+            "incomplete",
+            venv.path,
+            "the venv is incomplete (an earlier build was interrupted); it is rebuilt",
+        )
+        rebuild_venv = True
     elif (
         wanted_python
         and venv.python_version

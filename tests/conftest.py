@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.support.sshfleet import SSHD, SSHFleet, TestHost, cleanup_stale
+from tests.support.hostprep import free_port
+from tests.support.lab import Lab
+from tests.support.sshfleet import SSHD, SSHFleet, cleanup_stale
 from tests.support.wheels import build_standin_server, build_wheel
 
 FLEET_SIZE = 8
@@ -36,6 +39,23 @@ def wheelhouse(shared_dir: Path) -> Path:
     for version in ("0.28.1", "0.28.2"):
         build_wheel(house, "mlx-lm", version, {"mlx_lm_standin.py": f"VERSION = {version!r}\n"})
     build_wheel(house, "mlx", "0.29.3", {"mlx_standin.py": ""})
+    # uv, so that `installer: auto` finds it in the wheelhouse as it would on an index.
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--quiet",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--dest",
+            str(house),
+            "uv",
+        ],
+        check=False,
+        capture_output=True,
+    )
     for path in house.iterdir():
         path.chmod(0o644)
     house.chmod(0o755)
@@ -51,33 +71,19 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
         yield started
 
 
-def site_yaml(
-    fleet: SSHFleet,
-    hosts: list[TestHost],
-    known_hosts: Path,
-    *,
-    ports: dict[str, int],
-    defaults: dict[str, object] | None = None,
-    per_host: dict[str, dict[str, object]] | None = None,
-) -> str:
-    """A site file for some of the fleet's hosts."""
-    base: dict[str, object] = {
-        "identity_file": str(fleet.client_key_path),
-        "known_hosts_file": str(known_hosts),
-        "python": "/usr/bin/python3",
-        "prefix": "~/.localai",
-        "hf_home": "~/hf",
-        "connect_timeout_s": 5,
-    }
-    base.update(defaults or {})
-    site_hosts: dict[str, object] = {}
-    for host in hosts:
-        entry: dict[str, object] = {
-            "address": "127.0.0.1",
-            "ssh_port": host.port,
-            "user": host.user,
-            "server": {"port": ports[host.name]},
-        }
-        entry.update((per_host or {}).get(host.name, {}))
-        site_hosts[host.name] = entry
-    return yaml.safe_dump({"version": 1, "defaults": base, "hosts": site_hosts}, sort_keys=False)
+@pytest.fixture(scope="session")
+def ports(fleet: SSHFleet) -> dict[str, int]:
+    """A server port per test host (they share the machine's loopback)."""
+    return {h.name: free_port() for h in fleet.hosts}
+
+
+@pytest.fixture
+def known_hosts(tmp_path: Path) -> Path:
+    return tmp_path / "known_hosts"
+
+
+@pytest.fixture
+def lab(
+    fleet: SSHFleet, tmp_path: Path, known_hosts: Path, ports: dict[str, int], wheelhouse: Path
+) -> Lab:
+    return Lab(fleet, tmp_path, known_hosts, ports, wheelhouse)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
 
 from localai_provision.site.model import HostSpec
@@ -64,6 +65,10 @@ class Connector(abc.ABC):
     def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
         """Write ``data`` to the absolute ``path`` atomically: a temporary file beside it,
         then a rename, so a reader never sees half a file."""
+
+    @abc.abstractmethod
+    def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
+        """Like put, streaming a local file (models are gigabytes: never read them whole)."""
 
     @abc.abstractmethod
     def get(self, path: str) -> bytes: ...

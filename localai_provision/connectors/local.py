@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 import time
+from pathlib import Path
 
 from localai_provision.connectors.base import (
     DEFAULT_COMMAND_TIMEOUT_S,
@@ -69,6 +71,23 @@ class LocalConnector(Connector):
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
+        path = os.path.expanduser(path)
+        folder = os.path.dirname(path) or "."
+        os.makedirs(folder, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".localai-tmp-")
+        try:
+            with os.fdopen(fd, "wb") as out, open(local_path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
             os.chmod(tmp, mode)
             os.replace(tmp, path)
         except BaseException:

@@ -355,6 +355,24 @@ class SSHConnector(Connector):
                 hint="check that the folder exists, is writable, and the disk is not full",
             ) from None
 
+    def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
+        conn = self._require()
+        tmp = posixpath.join(posixpath.dirname(path), f".localai-tmp-{secrets.token_hex(6)}")
+        try:
+            sftp = conn.sftp()
+            sftp.put(str(local_path), tmp, confirm=True)
+            sftp.chmod(tmp, mode)
+            sftp.posix_rename(tmp, path)
+        except (OSError, paramiko.SSHException) as exc:
+            with contextlib.suppress(Exception):
+                conn.sftp().remove(tmp)
+            raise CommandError(
+                host=self.host.name,
+                step="copy",
+                message=f"cannot copy {local_path} to {path}: {exc}",
+                hint="check that the folder exists, is writable, and the disk is not full",
+            ) from None
+
     def get(self, path: str) -> bytes:
         conn = self._require()
         buffer = io.BytesIO()

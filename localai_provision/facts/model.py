@@ -36,6 +36,7 @@ class VenvFacts:
     path: str
     exists: bool
     python_exists: bool
+    complete: bool  # the tool's marker: False after an interrupted build
     python_version: str | None  # from pyvenv.cfg, e.g. "3.11.7"
     packages: dict[str, str]  # canonical name -> version, from *.dist-info folder names
     site_packages: tuple[str, ...] = ()

@@ -300,6 +300,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         path=str(venv_raw.get("path", "")),
         exists=bool(venv_raw.get("exists")),
         python_exists=bool(venv_raw.get("python_exists")),
+        complete=bool(venv_raw.get("complete")),
         python_version=parse_pyvenv_cfg(venv_raw.get("pyvenv_cfg")),
         packages=parse_packages(venv_raw.get("dist_infos") or []),
         site_packages=tuple(venv_raw.get("site_packages") or ()),

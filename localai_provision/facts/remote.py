@@ -81,6 +81,8 @@ def venv_section(venv):
         "path": venv,
         "exists": os.path.isdir(venv),
         "python_exists": os.path.exists(python),  # False for a dangling symlink too
+        # Written last when the tool builds a venv: its absence means an interrupted build.
+        "complete": os.path.exists(os.path.join(venv, ".localai-complete")),
         "pyvenv_cfg": read_text(os.path.join(venv, "pyvenv.cfg")),
         "dist_infos": dist_infos,
         "site_packages": site_dirs,
@@ -282,7 +284,7 @@ def main():
     section("venv", venv_section, os.path.join(prefix, "venv"))
     out["server_config"] = read_text(os.path.join(prefix, "server.json"))
     out["state"] = read_text(os.path.join(prefix, "state.json"))
-    out["lock"] = read_text(os.path.join(prefix, "lock"), 4096)
+    out["lock"] = read_text(os.path.join(prefix, "lock", "owner.json"), 4096)
     section("service", service_section, cfg, prefix)
     host = cfg["server_host"]
     if host in ("0.0.0.0", "::", ""):

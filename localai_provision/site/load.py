@@ -263,6 +263,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         python=s.get("python", "python3"),
         hf_home=s.get("hf_home", "~/.cache/huggingface"),
         service=s.get("service", "auto"),
+        installer=s.get("installer", "auto"),
         server=ServerSettings(
             host=server.get("host", "127.0.0.1"),
             port=server.get("port", 10240),

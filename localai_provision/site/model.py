@@ -77,6 +77,7 @@ class HostSpec:
     python: str = "python3"
     hf_home: str = "~/.cache/huggingface"
     service: str = "auto"
+    installer: str = "auto"  # uv when it can be had on the host, else pip
     server: ServerSettings = field(default_factory=ServerSettings)
     # Canonical distribution name (with extras) -> exact version, without "==".
     packages: dict[str, str] = field(default_factory=dict)

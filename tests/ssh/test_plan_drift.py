@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -15,93 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from localai_provision.cli import Output, main
 from localai_provision.fleet import check_hosts
 from localai_provision.site import load_site
-from tests.conftest import CAN_SSH, site_yaml
+from tests.conftest import CAN_SSH
 from tests.support import hostprep
-from tests.support.sshfleet import SSHFleet, TestHost
+from tests.support.lab import MODEL, Lab
+from tests.support.sshfleet import TestHost
 
 pytestmark = [
     pytest.mark.ssh,
     pytest.mark.skipif(not CAN_SSH, reason="needs root and openssh-server"),
 ]
-
-PACKAGES = {"mlx-omni-server": "0.5.1", "mlx-lm": "0.28.2"}
-MODEL = "org/tiny-a"
-
-
-@pytest.fixture(scope="module")
-def ports(fleet: SSHFleet) -> dict[str, int]:
-    return {h.name: hostprep.free_port() for h in fleet.hosts}
-
-
-@pytest.fixture
-def known_hosts(tmp_path: Path) -> Path:
-    return tmp_path / "known_hosts"
-
-
-class Lab:
-    """A site file over some fleet hosts, and ways to run the CLI and the library on it."""
-
-    def __init__(
-        self,
-        fleet: SSHFleet,
-        tmp_path: Path,
-        known_hosts: Path,
-        ports: dict[str, int],
-        wheelhouse: Path,
-    ) -> None:
-        self.fleet = fleet
-        self.tmp_path = tmp_path
-        self.known_hosts = known_hosts
-        self.ports = ports
-        self.wheelhouse = wheelhouse
-
-    def site(
-        self,
-        hosts: list[TestHost],
-        per_host: dict[str, dict[str, object]] | None = None,
-        **defaults: object,
-    ) -> Path:
-        base: dict[str, object] = {
-            "packages": PACKAGES,
-            "models": [MODEL],
-            "package_index": {"no_index": True, "find_links": [str(self.wheelhouse)]},
-        }
-        base.update(defaults)
-        path = self.tmp_path / "site.yaml"
-        path.write_text(
-            site_yaml(
-                self.fleet,
-                hosts,
-                self.known_hosts,
-                ports=self.ports,
-                defaults=base,
-                per_host=per_host,
-            )
-        )
-        return path
-
-    def spec(self, site: Path, host: TestHost):  # type: ignore[no-untyped-def]
-        return load_site(site).hosts[host.name]
-
-    def cli(self, *argv: str) -> tuple[int, str, str]:
-        out, err = io.StringIO(), io.StringIO()
-        code = main(list(argv), Output(out, err))
-        return code, out.getvalue(), err.getvalue()
-
-    def drift_json(self, site: Path, *extra: str) -> tuple[int, dict[str, dict[str, object]]]:
-        code, out, err = self.cli("drift", str(site), "--json", *extra)
-        assert out, err
-        return code, {h["name"]: h for h in json.loads(out)["hosts"]}
-
-
-@pytest.fixture
-def lab(
-    fleet: SSHFleet, tmp_path: Path, known_hosts: Path, ports: dict[str, int], wheelhouse: Path
-) -> Lab:
-    return Lab(fleet, tmp_path, known_hosts, ports, wheelhouse)
 
 
 def test_in_sync_host_costs_one_connection_and_one_command(lab: Lab) -> None:

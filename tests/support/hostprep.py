@@ -69,6 +69,7 @@ def make_venv(fleet: SSHFleet, host: TestHost, packages: dict[str, str], wheelho
     venv = prefix / "venv"
     fleet.run_as(host, ["mkdir", "-p", str(prefix)])
     fleet.run_as(host, [SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)])
+    fleet.run_as(host, ["touch", str(venv / ".localai-complete")])
     if packages:
         subprocess.run(
             [

@@ -151,6 +151,16 @@ CASES: list[tuple[str, Mutate, dict[str, str]]] = [
         },
     ),
     (
+        "venv-incomplete",
+        _set("venv.complete", False),
+        {
+            "venv": "update",
+            "package mlx-omni-server": "create",
+            "package mlx-lm": "create",
+            "service": "restart",
+        },
+    ),
+    (
         "venv-other-python",
         _set("venv.pyvenv_cfg", "version = 3.10.12\n"),
         {

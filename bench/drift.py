@@ -1,0 +1,657 @@
+"""Benchmark: a no-op drift check of N in-sync hosts, localai against Ansible and pyinfra.
+
+Run (as root, from the repo root): python bench/drift.py --hosts 10 30
+  --repeat 5        runs of `localai drift` per size (median and min shown)
+  --peer-repeat 3   runs of each peer per size (at the largest size Ansible also runs once
+                    with gather_facts true, and once more with its masters still open)
+  --skip-peers      only localai
+  --json-out FILE   also write every measurement as JSON
+
+What it does: starts an SSHFleet (one real sshd on loopback and one Unix user per host,
+tests/support/sshfleet.py) of max(N) hosts, builds a wheelhouse with the STAND-IN
+mlx-omni-server, makes every host exactly match the site with tests/support/hostprep.py
+(venv with the pinned packages, model in the cache, stand-in server running), then times:
+  - `python -m localai_provision drift SITE --json` as a new process (exit 0 = all in sync),
+    and check_hosts() in process, with HostResult.connections/commands;
+  - `ansible-playbook -i INV bench/ansible/drift.yml --check -f N` (ansible-core in its own
+    venv under /tmp/bench-venvs, installed with pip on first use);
+  - `pyinfra bench/pyinfra/inventory.py bench/pyinfra/deploy.py --dry --parallel N`
+    (pyinfra in its own venv).
+All three read the same hosts (one targets list) and the same known_hosts file, and check the
+same things: pinned package versions in the venv, the server process named by the pid file,
+and GET /v1/models answering 200 with the model listed. SSH connections and commands per host
+are also counted independently, from the lines each run adds to every host's sshd log
+("Accepted publickey" and "Starting session: command"). The fleet, servers, users and
+temporary files are always removed at the end. Figures go to docs/BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import yaml  # noqa: E402
+
+from bench.ansible.inventory import write_inventory  # noqa: E402
+from localai_provision import __version__ as LOCALAI_VERSION  # noqa: E402
+from localai_provision.connectors.base import connector_for  # noqa: E402
+from localai_provision.facts.gather import facts_command  # noqa: E402
+from localai_provision.fleet import IN_SYNC, check_hosts  # noqa: E402
+from localai_provision.site import load_site  # noqa: E402
+from tests.support import hostprep  # noqa: E402
+from tests.support.sshfleet import SSHD, SSHFleet, TestHost, cleanup_stale  # noqa: E402
+from tests.support.wheels import build_standin_server, build_wheel  # noqa: E402
+
+BENCH = ROOT / "bench"
+PACKAGES = {"mlx-omni-server": "0.5.1", "mlx-lm": "0.28.2"}
+MODEL = "org/tiny-a"
+FLEET_PREFIX = "lb"  # user names lb<runid>NN; the tests use "lt"
+VENVS = Path("/tmp/bench-venvs")
+RUN_TIMEOUT_S = 300.0
+
+
+# ------------------------------------------------------------------------------ results
+
+
+@dataclass
+class Row:
+    tool: str
+    hosts: int
+    times: list[float] = field(default_factory=list)
+    connections: set[int] = field(default_factory=set)  # per host, from the sshd logs
+    commands: set[int] = field(default_factory=set)
+    reported: str = ""  # connections/commands as the tool itself reports them
+    ok: bool = True
+    note: str = ""
+    load: float = 0.0  # 1-minute load average when the measurement started
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times) if self.times else float("nan")
+
+    @property
+    def best(self) -> float:
+        return min(self.times) if self.times else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "tool": self.tool,
+            "hosts": self.hosts,
+            "times_s": [round(t, 3) for t in self.times],
+            "median_s": round(self.median, 3),
+            "min_s": round(self.best, 3),
+            "connections_per_host": sorted(self.connections),
+            "commands_per_host": sorted(self.commands),
+            "reported": self.reported,
+            "ok": self.ok,
+            "note": self.note,
+            "load_avg_1m": round(self.load, 2),
+        }
+
+
+def _span(values: set[int]) -> str:
+    if not values:
+        return "?"
+    low, high = min(values), max(values)
+    return str(low) if low == high else f"{low}-{high}"
+
+
+# ------------------------------------------------------------------------ sshd log counts
+
+
+class SSHDLogs:
+    """Counts what each run adds to every host's sshd log (LogLevel VERBOSE)."""
+
+    ACCEPTED = re.compile(r"Accepted publickey for ")
+    SESSION = re.compile(r"Starting session: (command|shell|forced-command|subsystem)")
+
+    def __init__(self, hosts: Sequence[TestHost]) -> None:
+        self.hosts = list(hosts)
+
+    def mark(self) -> dict[str, int]:
+        return {h.name: h.log_path.stat().st_size for h in self.hosts}
+
+    def count(self, marks: dict[str, int]) -> dict[str, tuple[int, int]]:
+        counts = {}
+        for h in self.hosts:
+            with h.log_path.open("rb") as fh:
+                fh.seek(marks[h.name])
+                text = fh.read().decode(errors="replace")
+            counts[h.name] = (len(self.ACCEPTED.findall(text)), len(self.SESSION.findall(text)))
+        return counts
+
+
+def measure(
+    row: Row,
+    logs: SSHDLogs,
+    repeat: int,
+    run_once: Callable[[], tuple[bool, str]],
+    after: Callable[[], None] | None = None,
+) -> None:
+    """Run ``run_once`` ``repeat`` times, timing each and counting sshd log lines."""
+    row.load = os.getloadavg()[0]
+    if row.load > (os.cpu_count() or 1) * 0.75:
+        print(f"  warning: load average {row.load:.1f} before {row.tool}: figures are noisy")
+    for i in range(repeat):
+        marks = logs.mark()
+        start = time.perf_counter()
+        try:
+            ok, why = run_once()
+        except subprocess.TimeoutExpired:
+            ok, why = False, f"timed out after {RUN_TIMEOUT_S:.0f} s"
+        elapsed = time.perf_counter() - start
+        if after:
+            after()
+        time.sleep(0.2)  # let sshd's connection handlers write their last lines
+        counts = logs.count(marks)
+        row.connections |= {c for c, _ in counts.values()}
+        row.commands |= {s for _, s in counts.values()}
+        if not ok:
+            row.ok = False
+            row.note = why
+            print(f"  {row.tool} {row.hosts} hosts run {i + 1}: FAILED: {why[-2000:]}")
+            return
+        row.times.append(elapsed)
+        print(
+            f"  {row.tool:<28} {row.hosts:>3} hosts  run {i + 1}: {elapsed:6.2f} s  "
+            f"connections/host {_span({c for c, _ in counts.values()})}, "
+            f"commands/host {_span({s for _, s in counts.values()})}",
+            flush=True,
+        )
+
+
+# ------------------------------------------------------------------------------ the lab
+
+
+def make_wheelhouse(shared: Path) -> Path:
+    house = shared / "wheelhouse"
+    build_standin_server(house, PACKAGES["mlx-omni-server"])
+    build_wheel(
+        house,
+        "mlx-lm",
+        PACKAGES["mlx-lm"],
+        {"mlx_lm_standin.py": f"VERSION = {PACKAGES['mlx-lm']!r}\n"},
+    )
+    for path in house.iterdir():
+        path.chmod(0o644)
+    house.chmod(0o755)
+    return house
+
+
+def targets_for(
+    fleet: SSHFleet, hosts: Sequence[TestHost], known_hosts: Path, ports: dict[str, int]
+) -> list[dict[str, Any]]:
+    """One description of the hosts; the site, the inventories and the deploy all use it."""
+    return [
+        {
+            "name": h.name,
+            "address": h.address,
+            "ssh_port": h.port,
+            "user": h.user,
+            "identity_file": str(fleet.client_key_path),
+            "known_hosts_file": str(known_hosts),
+            "python": hostprep.SYSTEM_PYTHON,
+            "prefix": str(hostprep.host_paths(h)[0]),  # absolute: what ~/.localai is there
+            "server_port": ports[h.name],
+            "packages": dict(PACKAGES),
+            "model": MODEL,
+        }
+        for h in hosts
+    ]
+
+
+def site_text(targets: list[dict[str, Any]], wheelhouse: Path) -> str:
+    first = targets[0]
+    defaults: dict[str, Any] = {
+        "identity_file": first["identity_file"],
+        "known_hosts_file": first["known_hosts_file"],
+        "python": first["python"],
+        "prefix": "~/.localai",
+        "hf_home": "~/hf",
+        "connect_timeout_s": 5,
+        "packages": dict(PACKAGES),
+        "models": [MODEL],
+        "package_index": {"no_index": True, "find_links": [str(wheelhouse)]},
+    }
+    hosts = {
+        t["name"]: {
+            "address": t["address"],
+            "ssh_port": t["ssh_port"],
+            "user": t["user"],
+            "server": {"port": t["server_port"]},
+        }
+        for t in targets
+    }
+    return yaml.safe_dump({"version": 1, "defaults": defaults, "hosts": hosts}, sort_keys=False)
+
+
+def prepare_hosts(fleet: SSHFleet, site: Path, wheelhouse: Path) -> float:
+    specs = load_site(site).hosts
+    start = time.perf_counter()
+
+    def prep(host: TestHost) -> None:
+        hostprep.prepare_in_sync(fleet, host, specs[host.name], wheelhouse)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(fleet.hosts))) as pool:
+        list(pool.map(prep, fleet.hosts))
+    return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------- localai
+
+
+def bench_localai(site: Path, n: int, logs: SSHDLogs, repeat: int) -> Row:
+    row = Row("localai drift (new process)", n)
+    cmd = [sys.executable, "-m", "localai_provision", "drift", str(site), "--json"]
+    if n > 32:
+        cmd += ["--forks", str(n)]
+
+    def once() -> tuple[bool, str]:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, cwd=ROOT)
+        if proc.returncode != 0:
+            return False, f"exit {proc.returncode}: {proc.stdout[-1500:]} {proc.stderr[-1500:]}"
+        summary = json.loads(proc.stdout)["summary"]
+        if summary["in_sync"] != n:
+            return False, f"summary {summary}"
+        return True, ""
+
+    measure(row, logs, repeat, once)
+    return row
+
+
+def bench_localai_in_process(site: Path, n: int, logs: SSHDLogs, repeat: int) -> Row:
+    row = Row("localai check_hosts (in process)", n)
+    specs = list(load_site(site).hosts.values())
+    reported: set[tuple[int, int]] = set()
+
+    def once() -> tuple[bool, str]:
+        results = check_hosts(specs, forks=max(32, n))
+        reported.update((r.connections, r.commands) for r in results)
+        bad = [f"{r.name}: {r.status} {r.error or ''}" for r in results if r.status != IN_SYNC]
+        if bad or len(results) != n:
+            return False, "; ".join(bad)
+        return True, ""
+
+    measure(row, logs, repeat, once)
+    row.reported = ", ".join(f"{c} conn / {k} cmd" for c, k in sorted(reported))
+    if reported != {(1, 1)}:
+        row.ok = False
+        row.note = f"HostResult connections/commands {sorted(reported)}, expected (1, 1)"
+    return row
+
+
+def where_localai_time_goes(site: Path) -> dict[str, Any]:
+    """Interpreter start, imports, site loading: what a new process pays before any SSH."""
+
+    def best_of(cmd: list[str], times: int = 5) -> float:
+        runs = []
+        for _ in range(times):
+            start = time.perf_counter()
+            subprocess.run(cmd, capture_output=True, check=True, cwd=ROOT)
+            runs.append(time.perf_counter() - start)
+        return statistics.median(runs)
+
+    out: dict[str, Any] = {
+        "python_start_s": best_of([sys.executable, "-c", "pass"]),
+        "localai_version_s": best_of([sys.executable, "-m", "localai_provision", "--version"]),
+        "import_ssh_stack_s": best_of(
+            [sys.executable, "-c", "import localai_provision.cli, fabric, paramiko"]
+        ),
+    }
+    loads = []
+    for _ in range(5):
+        start = time.perf_counter()
+        load_site(site)
+        loads.append(time.perf_counter() - start)
+    out["load_site_s"] = statistics.median(loads)
+    # -X importtime of the whole drift command: which top-level imports cost most.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "importtime",
+            "-m",
+            "localai_provision",
+            "drift",
+            str(site),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    top: list[tuple[int, str]] = []
+    total = 0
+    for line in proc.stderr.splitlines():
+        m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| (\s*)(\S+)", line)
+        if not m:
+            continue
+        if not m.group(3):  # a top-level import (not nested in another)
+            cumulative = int(m.group(2))
+            total += cumulative
+            top.append((cumulative, m.group(4)))
+    top.sort(reverse=True)
+    out["drift_imports_total_s"] = total / 1e6
+    out["drift_imports_top"] = [(name, round(us / 1e6, 3)) for us, name in top[:6]]
+    out.update(ssh_phases(site))
+    return out
+
+
+def ssh_phases(site: Path, repeat: int = 3) -> dict[str, float]:
+    """In process, every host at once (as check_hosts does): connect and close only; plus
+    `true`; plus the facts command. The differences say what SSH and the script cost."""
+    specs = list(load_site(site).hosts.values())
+
+    def phase(command: Callable[[Any], str] | None) -> float:
+        def job(spec: Any) -> None:
+            connector = connector_for(spec)
+            connector.open()
+            try:
+                if command is not None:
+                    result = connector.run(command(spec), timeout=30)
+                    assert result.exit_status == 0, result.tail()
+            finally:
+                connector.close()
+
+        runs = []
+        for _ in range(repeat):
+            start = time.perf_counter()
+            with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+                list(pool.map(job, specs))
+            runs.append(time.perf_counter() - start)
+        return statistics.median(runs)
+
+    return {
+        "connect_close_s": phase(None),
+        "connect_true_s": phase(lambda spec: "true"),
+        "connect_facts_s": phase(facts_command),
+    }
+
+
+# --------------------------------------------------------------------------------- peers
+
+
+def ensure_venv(name: str, requirement: str, exe: str) -> Path:
+    """A venv of its own under /tmp/bench-venvs (never the main environment)."""
+    venv = VENVS / name
+    if not (venv / "bin" / exe).exists():
+        print(f"installing {requirement} into {venv} (once)", flush=True)
+        VENVS.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", requirement], check=True
+        )
+    return venv
+
+
+def tool_version(cmd: list[str]) -> str:
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return (proc.stdout or proc.stderr).strip().splitlines()[0]
+
+
+def _close_masters(cp_dir: Path) -> None:
+    """End the OpenSSH ControlMaster processes Ansible left (ControlPersist) in ``cp_dir``."""
+    for sock in list(cp_dir.iterdir()) if cp_dir.exists() else []:
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "bench-host"],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+
+
+_RECAP = re.compile(
+    r"^(\S+)\s*:\s*ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M
+)
+
+
+def bench_ansible(
+    venv: Path,
+    inventory: Path,
+    n: int,
+    logs: SSHDLogs,
+    repeat: int,
+    work: Path,
+    *,
+    gather_facts: bool = False,
+    warm: bool = False,
+    label: str = "ansible-playbook",
+) -> Row:
+    row = Row(label, n)
+    env = {
+        **os.environ,
+        "ANSIBLE_CONFIG": str(BENCH / "ansible" / "ansible.cfg"),
+        "ANSIBLE_HOME": str(work / "ansible-home"),
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": f"{venv / 'bin'}:{os.environ.get('PATH', '')}",
+    }
+    cmd = [
+        str(venv / "bin" / "ansible-playbook"),
+        "-i",
+        str(inventory),
+        str(BENCH / "ansible" / "drift.yml"),
+        "--check",
+        "-f",
+        str(n),
+    ]
+    if gather_facts:
+        cmd += ["-e", "bench_gather_facts=true"]
+    runs = iter(range(10_000))
+    cp_dir = work / "cp-warm"
+
+    def once() -> tuple[bool, str]:
+        nonlocal cp_dir
+        if not warm:  # a fresh control path dir: no master from an earlier run is reused
+            cp_dir = work / f"cp-{n}-{next(runs)}"
+        cp_dir.mkdir(exist_ok=True)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=RUN_TIMEOUT_S,
+            env={**env, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp_dir)},
+        )
+        recap = {m.group(1): m.groups()[1:] for m in _RECAP.finditer(proc.stdout)}
+        bad = {h: r for h, r in recap.items() if r[2] != "0" or r[3] != "0"}
+        if proc.returncode != 0 or len(recap) != n or bad:
+            return (
+                False,
+                f"exit {proc.returncode}, recap {bad or len(recap)}: {proc.stdout[-1500:]}",
+            )
+        oks = {int(r[0]) for r in recap.values()}
+        changed = {int(r[1]) for r in recap.values()}
+        row.reported = f"ok={_span(oks)} changed={_span(changed)}"
+        return True, ""
+
+    try:
+        if warm:  # one unmeasured run opens the masters; the measured ones reuse them
+            cp_dir.mkdir(exist_ok=True)
+            subprocess.run(
+                cmd,
+                capture_output=True,
+                timeout=RUN_TIMEOUT_S,
+                env={**env, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp_dir)},
+            )
+            measure(row, logs, repeat, once)
+        else:
+            measure(row, logs, repeat, once, after=lambda: _close_masters(cp_dir))
+    finally:
+        for d in work.glob("cp-*"):
+            _close_masters(d)
+    return row
+
+
+def bench_pyinfra(venv: Path, targets: Path, n: int, logs: SSHDLogs, repeat: int) -> Row:
+    row = Row("pyinfra --dry", n)
+    cmd = [
+        str(venv / "bin" / "pyinfra"),
+        str(BENCH / "pyinfra" / "inventory.py"),
+        str(BENCH / "pyinfra" / "deploy.py"),
+        "--dry",
+        "--parallel",
+        str(n),
+    ]
+    env = {**os.environ, "BENCH_TARGETS": str(targets), "NO_COLOR": "1"}
+
+    def once() -> tuple[bool, str]:
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=RUN_TIMEOUT_S, env=env, cwd=ROOT
+        )
+        text = proc.stdout + proc.stderr
+        if proc.returncode != 0 or "DRIFT" in text:
+            return False, f"exit {proc.returncode}: {text[-2500:]}"
+        return True, ""
+
+    measure(row, logs, repeat, once)
+    return row
+
+
+# ---------------------------------------------------------------------------------- main
+
+
+def print_table(rows: list[Row]) -> str:
+    lines = [
+        "| tool | hosts | median s | min s | connections/host | commands/host | runs | load |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in rows:
+        status = "" if r.ok else " FAILED"
+        lines.append(
+            f"| {r.tool}{status} | {r.hosts} | {r.median:.2f} | {r.best:.2f} | "
+            f"{_span(r.connections)} | {_span(r.commands)} | {len(r.times)} | {r.load:.1f} |"
+        )
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hosts", type=int, nargs="+", default=[10, 30], metavar="N")
+    parser.add_argument("--repeat", type=int, default=5, help="localai runs per size")
+    parser.add_argument("--peer-repeat", type=int, default=3, help="Ansible/pyinfra runs per size")
+    parser.add_argument("--skip-peers", action="store_true", help="measure localai only")
+    parser.add_argument("--json-out", type=Path, help="write all measurements as JSON here")
+    args = parser.parse_args()
+    if os.geteuid() != 0 or not Path(SSHD).exists():
+        parser.error("needs root and openssh-server (/usr/sbin/sshd)")
+    sizes = sorted(set(args.hosts))
+    total = max(sizes)
+
+    venvs: dict[str, Path] = {}
+    versions = {
+        "localai": LOCALAI_VERSION,
+        "python": sys.version.split()[0],
+        "openssh": tool_version(["ssh", "-V"]),
+    }
+    if not args.skip_peers:  # before the fleet starts: pip may take a while the first time
+        venvs["ansible"] = ensure_venv("ansible", "ansible-core", "ansible-playbook")
+        venvs["pyinfra"] = ensure_venv("pyinfra", "pyinfra", "pyinfra")
+        versions["ansible-core"] = tool_version(
+            [str(venvs["ansible"] / "bin" / "ansible"), "--version"]
+        )
+        versions["pyinfra"] = tool_version([str(venvs["pyinfra"] / "bin" / "pyinfra"), "--version"])
+
+    cleanup_stale(FLEET_PREFIX)
+    work = Path(tempfile.mkdtemp(prefix="localai-bench-"))  # shared: 0755, users may read
+    work.chmod(0o755)
+    fleet = SSHFleet(work / "fleet", total, prefix=FLEET_PREFIX)
+    rows: list[Row] = []
+    extra: dict[str, Any] = {"versions": versions}
+    try:
+        fleet.start()
+        print(f"fleet: {total} sshd hosts started in {fleet.start_seconds:.1f} s", flush=True)
+        wheelhouse = make_wheelhouse(work)
+        known_hosts = fleet.write_known_hosts(work / "known_hosts")
+        ports = {h.name: hostprep.free_port() for h in fleet.hosts}
+        all_targets = targets_for(fleet, fleet.hosts, known_hosts, ports)
+        full_site = work / f"site-{total}.yaml"
+        full_site.write_text(site_text(all_targets, wheelhouse))
+        prep_s = prepare_hosts(fleet, full_site, wheelhouse)
+        print(f"prepared {total} hosts in sync (stand-in servers up) in {prep_s:.1f} s", flush=True)
+        extra["prepare_s"] = round(prep_s, 1)
+
+        for n in sizes:
+            hosts = fleet.hosts[:n]
+            logs = SSHDLogs(hosts)
+            targets = all_targets[:n]
+            site = work / f"site-{n}.yaml"
+            site.write_text(site_text(targets, wheelhouse))
+            targets_file = work / f"targets-{n}.json"
+            targets_file.write_text(json.dumps(targets, indent=1))
+            print(f"\n== {n} hosts", flush=True)
+            rows.append(bench_localai(site, n, logs, args.repeat))
+            rows.append(bench_localai_in_process(site, n, logs, args.repeat))
+            if args.skip_peers:
+                continue
+            inventory = write_inventory(targets, work / f"inventory-{n}.yml")
+            rows.append(bench_pyinfra(venvs["pyinfra"], targets_file, n, logs, args.peer_repeat))
+            rows.append(bench_ansible(venvs["ansible"], inventory, n, logs, args.peer_repeat, work))
+            if n == total:
+                rows.append(
+                    bench_ansible(
+                        venvs["ansible"],
+                        inventory,
+                        n,
+                        logs,
+                        1,
+                        work,
+                        gather_facts=True,
+                        label="ansible-playbook, gather_facts",
+                    )
+                )
+                rows.append(
+                    bench_ansible(
+                        venvs["ansible"],
+                        inventory,
+                        n,
+                        logs,
+                        1,
+                        work,
+                        warm=True,
+                        label="ansible-playbook, warm masters",
+                    )
+                )
+        print("\n== where localai's time goes (largest size)", flush=True)
+        extra["localai_breakdown"] = where_localai_time_goes(work / f"site-{total}.yaml")
+    finally:
+        try:
+            fleet.stop()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+
+    print()
+    for key, value in versions.items():
+        print(f"{key}: {value}")
+    breakdown = extra.get("localai_breakdown", {})
+    for key, value in breakdown.items():
+        shown = f"{value:.3f}" if isinstance(value, float) else value
+        print(f"{key}: {shown}")
+    print()
+    extra["table"] = print_table(rows)
+    if args.json_out:
+        args.json_out.write_text(
+            json.dumps({"rows": [r.as_dict() for r in rows], **extra}, indent=1, default=str)
+        )
+    return 0 if all(r.ok for r in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,762 @@
+"""apply: carry out a host's plan, and only its plan, then prove the result.
+
+Per host: gather facts, plan, and if anything is to be done: take the host's lock, run each
+step the plan asks for (venv, packages, server configuration, models, service), verify the
+server and prewarm its models, then gather facts again and plan again. A host is converged
+only when that second plan is empty. Every failure becomes a HostError naming the step, the
+command and the tail of its output; it ends that host's run, never another's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from localai_provision import __version__, scripts, shell
+from localai_provision.connectors.base import Connector, connector_for
+from localai_provision.errors import CommandError, HostError
+from localai_provision.facts.gather import gather
+from localai_provision.facts.model import Facts
+from localai_provision.fleet import (
+    DEFAULT_FORKS,
+    ERROR,
+    ConnectorFactory,
+    Fleet,
+    HostResult,
+    ProgressCallback,
+)
+from localai_provision.layout import Layout
+from localai_provision.plan import (
+    FAIL,
+    MODEL,
+    PACKAGE,
+    PYTHON,
+    SERVER_CONFIG,
+    SERVICE,
+    VENV,
+    Change,
+    desired_config,
+    layout_for,
+    plan,
+    plan_warnings,
+)
+from localai_provision.services.base import ServiceManager, service_manager_for
+from localai_provision.site.model import HostSpec, ModelSpec
+
+# Apply statuses.
+OK = "ok"  # nothing to do
+CHANGED = "changed"
+FAILED = "failed"
+UNREACHABLE = "unreachable"
+SKIPPED = "skipped"
+
+INSTALL_TIMEOUT_S = 1800.0  # the real server's packages are several GB
+VENV_TIMEOUT_S = 300.0
+EXIT_LOCK_HELD = 75
+
+
+@dataclass
+class ApplyOptions:
+    lock_wait_s: float = 10.0
+    site_hash: str = ""
+    prewarm_timeout_s: float = 300.0
+
+
+@dataclass
+class StepLog:
+    """What a host's apply did, step by step, for the summary and --json."""
+
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    verify: dict[str, Any] = field(default_factory=dict)
+    prewarm: list[dict[str, Any]] = field(default_factory=list)
+
+
+def site_hash(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+# --- the lock -------------------------------------------------------------------------------
+
+# Runs in the host's login shell, so $PPID is the process that lives as long as our
+# connection (sshd's session process; for `connection: local`, this controller). The lock
+# records it: if that process is gone, the apply that took the lock is gone too (killed, or
+# its connection dropped) and the lock is stale.
+_LOCK_SCRIPT = r"""
+mkdir -p "$L_PREFIX" || exit 1
+L="$L_PREFIX/lock"; n=0
+while ! mkdir "$L" 2>/dev/null; do
+  owner=$(cat "$L/owner.json" 2>/dev/null)
+  pid=$(printf '%s' "$owner" | sed -n 's/.*"session_pid": *\([0-9][0-9]*\).*/\1/p')
+  if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+    rm -rf "$L"; echo "took over a stale lock: $owner" >&2; continue
+  fi
+  if [ -z "$pid" ] && [ -n "$(find "$L" -maxdepth 0 -mmin +1 2>/dev/null)" ]; then
+    rm -rf "$L"; echo "took over a lock left half-made" >&2; continue
+  fi
+  n=$((n+1))
+  if [ "$n" -ge "$L_TRIES" ]; then printf '%s' "$owner"; exit 75; fi
+  sleep 0.1
+done
+printf '%s' "$L_INFO" | sed "s/\"SESSION_PID\"/$PPID/" > "$L/owner.json.tmp" &&
+  mv "$L/owner.json.tmp" "$L/owner.json" || exit 1
+if [ "$n" -gt 0 ]; then echo waited; fi
+"""
+
+_UNLOCK_SCRIPT = r"""
+L="$L_PREFIX/lock"
+if grep -q "\"session_pid\": $PPID[,}]" "$L/owner.json" 2>/dev/null; then rm -rf "$L"; fi
+"""
+
+
+def _with_vars(script: str, **values: str) -> str:
+    assignments = "; ".join(f"{k}={shell.quote(v)}" for k, v in values.items())
+    return f"{assignments}; {script}"
+
+
+def acquire_lock(
+    connector: Connector, spec: HostSpec, prefix: str, wait_s: float
+) -> tuple[bool, list[str]]:
+    """Take the host's lock. Returns whether we had to wait for another apply (the host may
+    have changed meanwhile) and warnings about stale locks taken over."""
+    info = json.dumps(
+        {
+            "session_pid": "SESSION_PID",
+            "controller": socket.gethostname(),
+            "controller_pid": os.getpid(),
+            "started": _now(),
+            "tool_version": __version__,
+        }
+    )
+    command = _with_vars(
+        _LOCK_SCRIPT, L_PREFIX=prefix, L_TRIES=str(max(1, int(wait_s * 10))), L_INFO=info
+    )
+    result = connector.run(command, timeout=wait_s + 30)
+    if result.exit_status == EXIT_LOCK_HELD:
+        holder = _describe_holder(result.stdout)
+        raise HostError(
+            host=spec.name,
+            step="lock",
+            message=f"another apply is running on this host ({holder}); waited {wait_s:g} s",
+            hint="let it finish, then run again; a lock whose apply died is taken over "
+            "automatically",
+        )
+    if not result.ok:
+        raise _failed(spec, "lock", "could not take the host's lock", "<lock script>", result)
+    took_over = [line for line in result.stderr.splitlines() if line.startswith("took over")]
+    return "waited" in result.stdout.split(), took_over
+
+
+def _describe_holder(owner: str) -> str:
+    try:
+        data = json.loads(owner)
+    except json.JSONDecodeError:
+        return "holder unknown"
+    return (
+        f"held by localai {data.get('tool_version', '?')} on {data.get('controller', '?')}, "
+        f"pid {data.get('controller_pid', '?')}, since {data.get('started', '?')}"
+    )
+
+
+def release_lock(connector: Connector, prefix: str) -> None:
+    connector.run(_with_vars(_UNLOCK_SCRIPT, L_PREFIX=prefix), timeout=30)
+
+
+# --- steps ----------------------------------------------------------------------------------
+
+
+def _failed(spec: HostSpec, step: str, message: str, command: str, result: Any) -> CommandError:
+    return CommandError(
+        host=spec.name,
+        step=step,
+        message=message,
+        command=command,
+        exit_status=result.exit_status,
+        output_tail=result.tail(),
+    )
+
+
+def _run_step(
+    connector: Connector,
+    spec: HostSpec,
+    step: str,
+    argv: list[str],
+    message: str,
+    timeout: float = 120.0,
+) -> str:
+    command = shell.join(argv)
+    result = connector.run(command, timeout=timeout)
+    if not result.ok:
+        raise _failed(spec, step, message, command, result)
+    return result.stdout
+
+
+def build_venv(connector: Connector, spec: HostSpec, facts: Facts, layout: Layout) -> None:
+    """(Re)build the venv in place, marking it complete only at the end. A venv cannot be
+    built aside and renamed: its scripts name their own path."""
+    python = facts.python.executable if facts.python.found else spec.python
+    venv = layout.venv
+    command = (
+        f"rm -rf {shell.quote(venv)} && {shell.quote(python)} -m venv {shell.quote(venv)} && "
+        f"{shell.quote(layout.venv_python)} -m pip --version >/dev/null && "
+        f"touch {shell.quote(venv + '/.localai-complete')}"
+    )
+    result = connector.run(command, timeout=VENV_TIMEOUT_S)
+    if not result.ok:
+        raise CommandError(
+            host=spec.name,
+            step="venv",
+            message=f"could not build the venv with {python}",
+            command=command,
+            exit_status=result.exit_status,
+            output_tail=result.tail(),
+            hint="on Debian/Ubuntu install python3-venv; on macOS use a python.org or "
+            "Homebrew Python",
+        )
+
+
+def index_options(spec: HostSpec) -> list[str]:
+    index = spec.package_index
+    options: list[str] = []
+    if index.no_index:
+        options.append("--no-index")
+    if index.index_url:
+        options += ["--index-url", index.index_url]
+    for url in index.extra_index_urls:
+        options += ["--extra-index-url", url]
+    for link in index.find_links:
+        options += ["--find-links", link]
+    return options
+
+
+def ensure_uv(connector: Connector, spec: HostSpec, layout: Layout, log: StepLog) -> bool:
+    """Make uv available under prefix/tools (from the site's package index, with the venv's
+    pip). False, with a warning, when it cannot be had and the site allows pip instead."""
+    found = connector.run(f"test -x {shell.quote(layout.uv)}")
+    if found.ok:
+        return True
+    argv = [
+        layout.venv_python,
+        "-m",
+        "pip",
+        "install",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+        "--target",
+        layout.tools,
+        "--upgrade",
+        *index_options(spec),
+        "uv",
+    ]
+    command = shell.join(argv)
+    result = connector.run(command, timeout=INSTALL_TIMEOUT_S)
+    if result.ok and connector.run(f"test -x {shell.quote(layout.uv)}").ok:
+        log.steps.append({"step": "installer", "installed": "uv"})
+        return True
+    if spec.installer == "uv":
+        raise _failed(
+            spec, "packages", "uv could not be installed (`installer: uv`)", command, result
+        )
+    last = result.tail(1) or "no uv wheel for this host"
+    log.warnings.append(f"uv could not be had ({last}); installed with pip instead")
+    return False
+
+
+def install_packages(
+    connector: Connector, spec: HostSpec, layout: Layout, changes: list[Change], log: StepLog
+) -> None:
+    pins = [f"{c.name}=={c.after}" for c in changes if c.kind == PACKAGE]
+    if not pins:
+        return
+    use_uv = spec.installer != "pip" and ensure_uv(connector, spec, layout, log)
+    if use_uv:
+        argv = [
+            layout.uv,
+            "pip",
+            "install",
+            "--python",
+            layout.venv_python,
+            *index_options(spec),
+            *pins,
+        ]
+    else:
+        argv = [
+            layout.venv_python,
+            "-m",
+            "pip",
+            "install",
+            "--disable-pip-version-check",
+            "--no-input",
+            *index_options(spec),
+            *pins,
+        ]
+    _run_step(
+        connector,
+        spec,
+        "packages",
+        argv,
+        f"could not install {', '.join(pins)}",
+        timeout=INSTALL_TIMEOUT_S,
+    )
+    log.steps.append(
+        {"step": "packages", "installer": "uv" if use_uv else "pip", "installed": pins}
+    )
+
+
+def write_server_config(connector: Connector, facts: Facts, spec: HostSpec, layout: Layout) -> None:
+    config = desired_config(spec, facts)
+    data = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    # 0600: the environment may hold secrets (an HF token).
+    connector.put(data, layout.server_config, mode=0o600)
+
+
+def _hash_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def model_manifest(source: Path) -> dict[str, tuple[str, int]]:
+    """Every file under a model folder on the controller: relative path -> (sha256, size)."""
+    files: dict[str, tuple[str, int]] = {}
+    for path in sorted(source.rglob("*")):
+        if path.is_file() and not any(
+            part.startswith(".") for part in path.relative_to(source).parts
+        ):
+            files[path.relative_to(source).as_posix()] = (_hash_file(path), path.stat().st_size)
+    return files
+
+
+def manifest_commit(files: dict[str, tuple[str, int]]) -> str:
+    """A stable 40-hex revision for a copied model, derived from its content."""
+    text = "\n".join(f"{name} {sha}" for name, (sha, _) in sorted(files.items()))
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def copy_model(
+    connector: Connector, spec: HostSpec, layout: Layout, facts: Facts, model: ModelSpec
+) -> dict[str, Any]:
+    """Copy a model folder from the controller into the host's cache, in huggingface_hub's
+    layout. Blobs are named by content hash, so a blob the host already has is never sent
+    again; each blob arrives through a temporary file and a rename; the ref and the marker
+    are written last, so an interrupted copy is never taken for a complete one."""
+    assert model.source is not None
+    source = Path(model.source)
+    if not source.is_dir():
+        raise HostError(
+            host=spec.name,
+            step="models",
+            message=f"the source folder {source} of {model.id} does not exist on this machine",
+            hint="fix `source` in the site file (it is relative to the site file's folder)",
+        )
+    files = model_manifest(source)
+    if not files:
+        raise HostError(host=spec.name, step="models", message=f"{source} holds no files")
+    commit = manifest_commit(files)
+    base = f"{facts.hf_home}/hub/{model.cache_dir_name}"
+    python = layout.venv_python
+    _run_step(
+        connector, spec, "models", ["mkdir", "-p", f"{base}/blobs"], "cannot create the cache"
+    )
+    listing = _run_step(
+        connector,
+        spec,
+        "models",
+        [python, "-I", "-S", "-c", scripts.load("model_files"), "list", json.dumps({"base": base})],
+        "cannot list the model cache",
+    )
+    present: dict[str, int] = json.loads(listing or "{}")
+    sent = 0
+    sent_bytes = 0
+    by_blob: dict[str, str] = {}
+    for rel, (sha, _size) in files.items():
+        by_blob.setdefault(sha, rel)
+    for sha, rel in by_blob.items():
+        size = files[rel][1]
+        if present.get(sha) == size:
+            continue
+        connector.put_file(source / rel, f"{base}/blobs/{sha}", mode=0o644)
+        sent += 1
+        sent_bytes += size
+    link = {
+        "base": base,
+        "commit": commit,
+        "revision": model.revision,
+        "files": {rel: [sha, size] for rel, (sha, size) in files.items()},
+    }
+    _run_step(
+        connector,
+        spec,
+        "models",
+        [python, "-I", "-S", "-c", scripts.load("model_files"), "link", json.dumps(link)],
+        f"cannot lay out {model.id} in the cache",
+    )
+    return {"model": model.id, "commit": commit, "files_sent": sent, "bytes_sent": sent_bytes}
+
+
+def download_model(
+    connector: Connector, spec: HostSpec, layout: Layout, facts: Facts, model: ModelSpec
+) -> dict[str, Any]:
+    """Download on the host with huggingface_hub (installed with mlx-lm)."""
+    code = (
+        "import sys; from huggingface_hub import snapshot_download; "
+        "print(snapshot_download(sys.argv[1], revision=sys.argv[2]))"
+    )
+    command = f"HF_HOME={shell.quote(facts.hf_home)} " + shell.join(
+        [layout.venv_python, "-c", code, model.id, model.revision]
+    )
+    result = connector.run(command, timeout=INSTALL_TIMEOUT_S)
+    if not result.ok:
+        raise CommandError(
+            host=spec.name,
+            step="models",
+            message=f"could not download {model.id}@{model.revision}",
+            command=command,
+            exit_status=result.exit_status,
+            output_tail=result.tail(),
+            hint="check the host's network, or copy the model from this machine with `source:`",
+        )
+    return {"model": model.id, "downloaded": True}
+
+
+def verify(
+    connector: Connector, spec: HostSpec, layout: Layout, options: ApplyOptions, prewarm: bool
+) -> dict[str, Any]:
+    host = spec.server.host if spec.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    models = [m.id for m in spec.models if m.prewarm] if prewarm else []
+    config = {
+        "host": host,
+        "port": spec.server.port,
+        "endpoints": list(dict.fromkeys(("/v1/models", *spec.verify.endpoints))),
+        "timeout_s": spec.verify.timeout_s,
+        "prewarm": models,
+        "prewarm_timeout_s": options.prewarm_timeout_s,
+        "pid_file": layout.pid_file,
+        "log": layout.server_log,
+    }
+    out = _run_step(
+        connector,
+        spec,
+        "verify",
+        [layout.venv_python, "-I", "-S", "-c", scripts.load("verify"), json.dumps(config)],
+        "the verify script failed",
+        timeout=spec.verify.timeout_s + options.prewarm_timeout_s * max(1, len(models)) + 30,
+    )
+    result: dict[str, Any] = json.loads(out)
+    if result.get("error"):
+        raise HostError(
+            host=spec.name,
+            step="verify",
+            message=result["error"],
+            output_tail=result.get("log_tail", ""),
+            hint=f"read {layout.server_log} on the host",
+        )
+    for endpoint in result["endpoints"]:
+        if endpoint.get("status") != 200:
+            raise HostError(
+                host=spec.name,
+                step="verify",
+                message=f"{endpoint['path']} answered {endpoint.get('status') or 'nothing'}",
+                output_tail=str(endpoint.get("error", "")),
+                hint=f"read {layout.server_log} on the host",
+            )
+    missing = [m.id for m in spec.models if m.id not in result["listed"]]
+    if missing:
+        raise HostError(
+            host=spec.name,
+            step="verify",
+            message=f"the server does not list {', '.join(missing)}",
+            hint="the model folder may not be a model the server can load (config.json with "
+            "a model_type mlx-lm knows)",
+        )
+    for entry in result["prewarm"]:
+        if entry.get("status") != 200:
+            raise HostError(
+                host=spec.name,
+                step="prewarm",
+                message=f"prewarming {entry['model']} failed (HTTP {entry.get('status')})",
+                output_tail=str(entry.get("error", "")),
+                hint=f"read {layout.server_log} on the host",
+            )
+    return result
+
+
+def write_state(
+    connector: Connector,
+    spec: HostSpec,
+    facts: Facts,
+    layout: Layout,
+    options: ApplyOptions,
+    log: StepLog,
+) -> None:
+    state = {
+        "applied_at": _now(),
+        "tool_version": __version__,
+        "site_hash": options.site_hash,
+        "packages": spec.packages,
+        "models": {m.id: m.commit for m in facts.models},
+        "config_hash": (facts.server_config or {}).get("hash"),
+        "prewarm": log.prewarm,
+    }
+    connector.put(
+        (json.dumps(state, indent=2, sort_keys=True) + "\n").encode("utf-8"), layout.state
+    )
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --- one host ---------------------------------------------------------------------------------
+
+
+def execute(
+    fleet: Fleet,
+    connector: Connector,
+    spec: HostSpec,
+    facts: Facts,
+    changes: list[Change],
+    options: ApplyOptions,
+    log: StepLog,
+) -> Facts:
+    """Run the steps ``changes`` ask for, in order; return the facts read afterwards."""
+    layout = layout_for(facts)
+    by_kind: dict[str, list[Change]] = {}
+    for change in changes:
+        by_kind.setdefault(change.kind, []).append(change)
+
+    if PYTHON in by_kind and by_kind[PYTHON][0].action == FAIL:
+        raise HostError(
+            host=spec.name,
+            step="python",
+            message=by_kind[PYTHON][0].reason,
+            hint="install Python 3 on the host or fix `python`",
+        )
+    if VENV in by_kind:
+        fleet.progress(spec.name, "building the venv")
+        build_venv(connector, spec, facts, layout)
+        log.steps.append({"step": "venv", "path": layout.venv})
+    if PACKAGE in by_kind:
+        fleet.progress(spec.name, "installing packages")
+        install_packages(connector, spec, layout, by_kind[PACKAGE], log)
+    if SERVER_CONFIG in by_kind:
+        fleet.progress(spec.name, "writing the server configuration")
+        write_server_config(connector, facts, spec, layout)
+        log.steps.append({"step": "server-config"})
+    for change in by_kind.get(MODEL, []):
+        model = next(m for m in spec.models if m.id == change.name)
+        fleet.progress(spec.name, f"model {model.id}")
+        if model.source:
+            log.steps.append(
+                {"step": "models", **copy_model(connector, spec, layout, facts, model)}
+            )
+        else:
+            log.steps.append(
+                {"step": "models", **download_model(connector, spec, layout, facts, model)}
+            )
+    service_changes = by_kind.get(SERVICE, [])
+    if service_changes:
+        service = service_manager_for(connector, spec, layout, facts)
+        _run_service(fleet, service, spec, facts, service_changes[0], log)
+        fleet.progress(spec.name, "verifying and prewarming")
+        result = verify(connector, spec, layout, options, prewarm=True)
+        log.verify = {e["path"]: round(e.get("ms", 0.0), 1) for e in result["endpoints"]}
+        log.verify["ready_after_s"] = round(result.get("waited_s") or 0.0, 2)
+        log.prewarm = [
+            {"model": p["model"], "ms": round(p.get("ms", 0.0), 1)} for p in result["prewarm"]
+        ]
+    fleet.progress(spec.name, "checking the result")
+    return gather(connector, spec)
+
+
+def _run_service(
+    fleet: Fleet,
+    service: ServiceManager,
+    spec: HostSpec,
+    facts: Facts,
+    change: Change,
+    log: StepLog,
+) -> None:
+    process = facts.service.process
+    ours = process is not None and process.alive
+    if facts.port_open and not ours:
+        # Stop what is ours first (an orphaned server of this venv), then look again.
+        stopped = service.stop()
+        still_held = port_in_use(service.connector, spec, service.layout)
+        if still_held:
+            holders = facts.service.server_processes
+            who = f" by pid {holders[0].pid} ({holders[0].command[:100]})" if holders else ""
+            raise HostError(
+                host=spec.name,
+                step="service",
+                message=f"port {spec.server.port} is held by another program{who}",
+                hint="stop that program, or choose another `server.port` for this host",
+                details={"stopped": stopped},
+            )
+    if change.action == "restart":
+        fleet.progress(spec.name, "restarting the server")
+        service.restart()
+    else:
+        fleet.progress(spec.name, "starting the server")
+        service.start()
+    log.steps.append({"step": "service", "action": change.action, "reason": change.reason})
+
+
+def port_in_use(connector: Connector, spec: HostSpec, layout: Layout) -> bool:
+    """Is something listening on the server's port? Asked on the host: it is its loopback."""
+    host = spec.server.host if spec.server.host not in ("0.0.0.0", "::") else "127.0.0.1"
+    code = (
+        "import socket,sys\n"
+        "try:\n socket.create_connection((sys.argv[1], int(sys.argv[2])), 2).close()\n"
+        "except OSError:\n sys.exit(1)"
+    )
+    result = connector.run(
+        shell.join([layout.venv_python, "-I", "-S", "-c", code, host, str(spec.server.port)])
+    )
+    return result.ok
+
+
+def apply_job_factory(options: ApplyOptions) -> Any:
+    def apply_job(fleet: Fleet, spec: HostSpec) -> HostResult:
+        fleet.progress(spec.name, "connecting")
+        connector = fleet.open(spec)
+        log = StepLog()
+        try:
+            fleet.progress(spec.name, "gathering facts")
+            facts = gather(connector, spec)
+            changes = plan(spec, facts)
+            warnings = list(getattr(connector, "warnings", [])) + plan_warnings(spec, facts)
+            if not changes:
+                result = HostResult(
+                    name=spec.name,
+                    status=OK,
+                    warnings=warnings,
+                    facts=facts,
+                    commands=connector.commands_run,
+                    connections=1,
+                )
+                result.details = {"verify": _verify_from_facts(facts), "prewarm": []}
+                return result
+            fleet.progress(spec.name, "taking the lock")
+            waited, took_over = acquire_lock(connector, spec, facts.prefix, options.lock_wait_s)
+            log.warnings += took_over
+            try:
+                if waited:
+                    # Another apply ran meanwhile: plan again from what the host is now.
+                    facts = gather(connector, spec)
+                    changes = plan(spec, facts)
+                    if not changes:
+                        result = HostResult(
+                            name=spec.name,
+                            status=OK,
+                            warnings=warnings + log.warnings,
+                            facts=facts,
+                            commands=connector.commands_run,
+                            connections=1,
+                        )
+                        result.details = {"verify": _verify_from_facts(facts), "prewarm": []}
+                        return result
+                after = execute(fleet, connector, spec, facts, changes, options, log)
+                remaining = plan(spec, after)
+                if remaining:
+                    raise HostError(
+                        host=spec.name,
+                        step="converge",
+                        message="the host still differs after the steps ran: "
+                        + "; ".join(f"{c.resource}: {c.reason}" for c in remaining),
+                        hint="run `localai plan` to see the differences; report this if it repeats",
+                    )
+                write_state(connector, spec, after, layout_for(after), options, log)
+            finally:
+                # If the connection is gone, the next apply takes the stale lock over.
+                with contextlib.suppress(HostError):
+                    release_lock(connector, facts.prefix)
+            result = HostResult(
+                name=spec.name,
+                status=CHANGED,
+                changes=changes,
+                warnings=warnings + log.warnings,
+                facts=after,
+                commands=connector.commands_run,
+                connections=1,
+            )
+            result.details = {"verify": log.verify, "prewarm": log.prewarm, "steps": log.steps}
+            return result
+        except HostError as exc:
+            if not exc.step:
+                exc.step = "apply"
+            exc.details.setdefault("steps", log.steps)
+            raise
+        finally:
+            fleet.release(connector)
+
+    return apply_job
+
+
+def _verify_from_facts(facts: Facts) -> dict[str, Any]:
+    return {e.path: round(e.ms, 1) for e in facts.endpoints if e.ms is not None}
+
+
+def apply_hosts(
+    hosts: list[HostSpec],
+    options: ApplyOptions,
+    *,
+    forks: int = DEFAULT_FORKS,
+    max_fail: int | None = None,
+    serial: int | None = None,
+    connector_factory: ConnectorFactory = connector_for,
+    progress: ProgressCallback | None = None,
+) -> list[HostResult]:
+    """Converge every host; one result per host, sorted by name.
+
+    ``serial`` N works through the hosts N at a time (a rolling update of a lab that serves
+    people) and starts no new batch once one failed. ``max_fail`` N starts no new host after
+    N failures.
+    """
+    batches = (
+        [hosts] if not serial else [hosts[i : i + serial] for i in range(0, len(hosts), serial)]
+    )
+    results: list[HostResult] = []
+    failures = 0
+    job = apply_job_factory(options)
+    for number, batch in enumerate(batches):
+        if serial and failures:
+            results += [
+                HostResult(
+                    name=spec.name,
+                    status=SKIPPED,
+                    error=HostError(
+                        host=spec.name,
+                        message=f"not started: batch {number} of --serial {serial} failed",
+                    ),
+                )
+                for spec in batch
+            ]
+            continue
+        left = None if max_fail is None else max(0, max_fail - failures)
+        fleet = Fleet(
+            batch,
+            forks=forks,
+            connector_factory=connector_factory,
+            progress=progress,
+            max_fail=left,
+        )
+        if left == 0:
+            fleet.stop_starting()
+        batch_results = fleet.run(job)
+        for result in batch_results:
+            if result.status == ERROR:
+                result.status = FAILED
+        failures += sum(1 for r in batch_results if r.failed)
+        results += batch_results
+    return sorted(results, key=lambda r: r.name)

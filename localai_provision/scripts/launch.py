@@ -1,0 +1,43 @@
+# Sent to a host and run as `python -I -S -c <this> PREFIX`: start the server detached.
+#
+# The server's command line and environment are read from PREFIX/server.json (mode 0600),
+# not passed on our command line, so that secrets in the environment never show in `ps`.
+# The server gets its own session (so no terminal or SSH hang-up reaches it), a minimal
+# environment (the login's variables do not leak in), and the pid file is written atomically.
+import json
+import os
+import subprocess
+import sys
+
+prefix = sys.argv[1]
+with open(os.path.join(prefix, "server.json"), encoding="utf-8") as f:
+    config = json.load(f)
+env = {
+    "HOME": os.path.expanduser("~"),
+    "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+    "LANG": os.environ.get("LANG", "C.UTF-8"),
+    "USER": os.environ.get("USER", ""),
+}
+env.update({str(k): str(v) for k, v in config["env"].items()})
+env["LOCALAI_CONFIG_HASH"] = config["hash"]
+for sub in ("run", "logs", "work"):
+    os.makedirs(os.path.join(prefix, sub), exist_ok=True)
+log = open(os.path.join(prefix, "logs", "server.log"), "ab")
+log.write(b"\n--- localai: starting the server ---\n")
+log.flush()
+process = subprocess.Popen(
+    config["argv"],
+    stdin=subprocess.DEVNULL,
+    stdout=log,
+    stderr=subprocess.STDOUT,
+    env=env,
+    # The server writes ./logs at import time: give it a writable folder of its own.
+    cwd=os.path.join(prefix, "work"),
+    start_new_session=True,
+    close_fds=True,
+)
+pid_file = os.path.join(prefix, "run", "server.pid")
+with open(pid_file + ".tmp", "w") as f:
+    f.write(str(process.pid))
+os.replace(pid_file + ".tmp", pid_file)
+print(process.pid)

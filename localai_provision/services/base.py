@@ -1,0 +1,97 @@
+"""The service-manager interface. `process` (a detached process with a pid file) is used on
+Linux hosts; `launchd` (macOS) plugs in through the same interface."""
+
+from __future__ import annotations
+
+import abc
+import json
+from typing import Any
+
+from localai_provision import scripts, shell
+from localai_provision.connectors.base import Connector
+from localai_provision.errors import CommandError
+from localai_provision.facts.model import Facts
+from localai_provision.layout import Layout
+from localai_provision.site.model import HostSpec
+
+STOP_TIMEOUT_S = 15.0
+
+
+class ServiceManager(abc.ABC):
+    kind = ""
+
+    def __init__(self, connector: Connector, spec: HostSpec, layout: Layout) -> None:
+        self.connector = connector
+        self.spec = spec
+        self.layout = layout
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> dict[str, Any]: ...
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def run_script(self, step: str, name: str, *args: str, timeout: float = 60.0) -> str:
+        """Run one of localai_provision/scripts with the venv's Python; stdout on success."""
+        command = shell.join([self.layout.venv_python, "-I", "-S", "-c", scripts.load(name), *args])
+        result = self.connector.run(command, timeout=timeout)
+        if not result.ok:
+            raise CommandError(
+                host=self.spec.name,
+                step=step,
+                message=f"{name} failed",
+                command=shell.join(
+                    [self.layout.venv_python, "-I", "-S", "-c", f"<{name}.py>", *args]
+                ),
+                exit_status=result.exit_status,
+                output_tail=result.tail(),
+            )
+        return result.stdout
+
+
+class ProcessService(ServiceManager):
+    """A detached process started by scripts/launch.py, its pid in prefix/run/server.pid."""
+
+    kind = "process"
+
+    def start(self) -> None:
+        self.run_script("service", "launch", self.layout.prefix)
+
+    def stop(self) -> dict[str, Any]:
+        out = self.run_script(
+            "service",
+            "stop",
+            self.layout.prefix,
+            self.layout.server_bin,
+            str(STOP_TIMEOUT_S),
+            timeout=STOP_TIMEOUT_S + 30,
+        )
+        try:
+            result: dict[str, Any] = json.loads(out)
+        except json.JSONDecodeError:
+            result = {"note": out.strip()}
+        return result
+
+
+def resolve_kind(spec: HostSpec, facts: Facts) -> str:
+    if spec.service != "auto":
+        return spec.service
+    return "launchd" if facts.system.os == "macos" else "process"
+
+
+def service_manager_for(
+    connector: Connector, spec: HostSpec, layout: Layout, facts: Facts
+) -> ServiceManager:
+    kind = resolve_kind(spec, facts)
+    if kind == "process":
+        return ProcessService(connector, spec, layout)
+    raise CommandError(
+        host=spec.name,
+        step="service",
+        message=f"the `{kind}` service manager is not available in this version",
+        hint="set `service: process` for this host",
+    )
