@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localai_provision import __version__, scripts, shell
+from localai_provision import __version__, scripts, shell, tinymodel
 from localai_provision.connectors.base import Connector, connector_for
 from localai_provision.errors import CommandError, HostError
 from localai_provision.facts.gather import gather
@@ -351,7 +351,11 @@ def copy_model(
     again; each blob arrives through a temporary file and a rename; the ref and the marker
     are written last, so an interrupted copy is never taken for a complete one."""
     assert model.source is not None
-    source = Path(model.source)
+    source = (
+        tinymodel.materialize(model.source)
+        if model.source.startswith(tinymodel.BUILTIN_PREFIX)
+        else Path(model.source)
+    )
     if not source.is_dir():
         raise HostError(
             host=spec.name,

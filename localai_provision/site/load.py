@@ -26,6 +26,7 @@ from localai_provision.site.model import (
 )
 from localai_provision.site.schema import problems_from_schema
 from localai_provision.site.yamlread import Document, read_yaml
+from localai_provision.tinymodel import BUILTIN_MODELS, BUILTIN_PREFIX
 
 
 def read_site_text(path: Path) -> str:
@@ -100,6 +101,12 @@ def _cross_checks(doc: Document) -> list[Problem]:
     if not isinstance(hosts, dict):
         return problems
     seen_endpoints: dict[tuple[str, int], str] = {}
+    for section in ("defaults",):
+        if isinstance(data.get(section), dict):
+            problems += _check_builtin_sources(doc, (section,), data[section])
+    for group_name, group in groups.items():
+        if isinstance(group, dict):
+            problems += _check_builtin_sources(doc, ("groups", group_name), group)
     for name, host in hosts.items():
         if not isinstance(host, dict):
             continue
@@ -113,6 +120,7 @@ def _cross_checks(doc: Document) -> list[Problem]:
                         f"unknown group `{group}` (groups: {known}); define it under `groups:`",
                     )
                 )
+        problems += _check_builtin_sources(doc, ("hosts", name), host)
         address = host.get("address", name)
         if not isinstance(address, str):
             continue
@@ -142,6 +150,26 @@ def _cross_checks(doc: Document) -> list[Problem]:
             )
         else:
             seen_endpoints[endpoint] = name
+    return problems
+
+
+def _check_builtin_sources(
+    doc: Document, path: tuple[str, ...], settings: dict[str, Any]
+) -> list[Problem]:
+    problems = []
+    entries = settings.get("models")
+    for i, entry in enumerate(entries if isinstance(entries, list) else []):
+        source = entry.get("source") if isinstance(entry, dict) else None
+        if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
+            name = source.removeprefix(BUILTIN_PREFIX)
+            if name not in BUILTIN_MODELS:
+                problems.append(
+                    doc.problem(
+                        (*path, "models", i, "source"),
+                        f"unknown built-in model `{name}`; built in: "
+                        + ", ".join(f"{BUILTIN_PREFIX}{m}" for m in BUILTIN_MODELS),
+                    )
+                )
     return problems
 
 
@@ -235,7 +263,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
             models.append(ModelSpec(id=entry))
             continue
         source = entry.get("source")
-        if source is not None:
+        if source is not None and not source.startswith(BUILTIN_PREFIX):
             source = str((base_dir / os.path.expanduser(source)).resolve())
         models.append(
             ModelSpec(
