@@ -32,7 +32,7 @@ from localai_provision.fleet import (
     HostResult,
     ProgressCallback,
 )
-from localai_provision.layout import Layout
+from localai_provision.layout import SHIM_MODULE, Layout
 from localai_provision.plan import (
     FAIL,
     MODEL,
@@ -40,12 +40,15 @@ from localai_provision.plan import (
     PYTHON,
     SERVER_CONFIG,
     SERVICE,
+    SHIM,
+    SYSTEM,
     VENV,
     Change,
     desired_config,
     layout_for,
     plan,
     plan_warnings,
+    shim_pth,
 )
 from localai_provision.services.base import ServiceManager, service_manager_for
 from localai_provision.site.model import HostSpec, ModelSpec
@@ -311,6 +314,22 @@ def install_packages(
     )
 
 
+def install_shim(connector: Connector, spec: HostSpec, facts: Facts, layout: Layout) -> None:
+    """Put the start-up shim and its .pth into the venv's site-packages, then compile it
+    (hosts may set PYTHONDONTWRITEBYTECODE: uncompiled, it would cost every start 3 ms)."""
+    site = f"{layout.venv}/lib/python{facts.python.short_version}/site-packages"
+    module = f"{site}/{SHIM_MODULE}.py"
+    connector.put(scripts.load("server_shim").encode("utf-8"), module)
+    connector.put(shim_pth().encode("utf-8"), f"{site}/{SHIM_MODULE}.pth")
+    _run_step(
+        connector,
+        spec,
+        "shim",
+        [layout.venv_python, "-I", "-m", "py_compile", module],
+        "the start-up shim does not compile on this host's Python",
+    )
+
+
 def write_server_config(connector: Connector, facts: Facts, spec: HostSpec, layout: Layout) -> None:
     config = desired_config(spec, facts)
     data = (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
@@ -539,6 +558,14 @@ def execute(
     for change in changes:
         by_kind.setdefault(change.kind, []).append(change)
 
+    for change in by_kind.get(SYSTEM, []):
+        if change.action == FAIL:
+            raise HostError(
+                host=spec.name,
+                step="system-packages",
+                message=change.reason,
+                hint=f"install {change.name} on the host, then run apply again",
+            )
     if PYTHON in by_kind and by_kind[PYTHON][0].action == FAIL:
         raise HostError(
             host=spec.name,
@@ -553,6 +580,10 @@ def execute(
     if PACKAGE in by_kind:
         fleet.progress(spec.name, "installing packages")
         install_packages(connector, spec, layout, by_kind[PACKAGE], log)
+    if SHIM in by_kind:
+        fleet.progress(spec.name, "installing the start-up shim")
+        install_shim(connector, spec, facts, layout)
+        log.steps.append({"step": "shim"})
     if SERVER_CONFIG in by_kind:
         fleet.progress(spec.name, "writing the server configuration")
         write_server_config(connector, facts, spec, layout)

@@ -20,6 +20,9 @@ from typing import Any
 
 from localai_provision.site.model import HostSpec
 
+SERVER_PACKAGE = "mlx-omni-server"
+SHIM_MODULE = "localai_server_shim"
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -104,7 +107,17 @@ def server_config(spec: HostSpec, layout: Layout, hf_home: str) -> dict[str, Any
         server.log_level,
         *server.extra_args,
     ]
-    env = {"HF_HOME": hf_home, **server.env}
+    env = {"HF_HOME": hf_home}
+    if spec.offline:
+        env["HF_HUB_OFFLINE"] = "1"
+    if SERVER_PACKAGE in spec.packages:
+        # Prewarmed models must stay loaded: mlx-omni-server unloads a model idle for 300 s
+        # and keeps 3 at most. Releases after 0.5.2 read these; for 0.5.1 the shim the tool
+        # installs applies them (scripts/server_shim.py). TTL 0 = never unload.
+        prewarmed = sum(1 for m in spec.models if m.prewarm)
+        env["MLX_OMNI_MODEL_CACHE_TTL"] = "0"
+        env["MLX_OMNI_MODEL_CACHE_SIZE"] = str(max(3, prewarmed))
+    env.update(server.env)  # the site's own values win
     return {"argv": argv, "env": env}
 
 

@@ -7,10 +7,19 @@ with tables, and apply executes its output and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
+from localai_provision import scripts
 from localai_provision.facts.model import Facts
-from localai_provision.layout import Layout, config_hash, expand_home, server_config
+from localai_provision.layout import (
+    SERVER_PACKAGE,
+    SHIM_MODULE,
+    Layout,
+    config_hash,
+    expand_home,
+    server_config,
+)
 from localai_provision.site.model import HostSpec, package_base_name
 
 # Actions, in the order apply carries them out.
@@ -22,10 +31,12 @@ RESTART = "restart"
 FAIL = "fail"  # something the tool cannot fix; apply stops this host with the reason
 
 # Resource kinds (a Change's resource is "KIND" or "KIND NAME").
+SYSTEM = "system"
 PYTHON = "python"
 VENV = "venv"
 PACKAGE = "package"
 SERVER_CONFIG = "server-config"
+SHIM = "shim"
 MODEL = "model"
 SERVICE = "service"
 
@@ -68,12 +79,62 @@ def desired_config(spec: HostSpec, facts: Facts) -> dict[str, object]:
     return {**config, "hash": config_hash(config)}
 
 
+def desired_packages(spec: HostSpec, facts: Facts) -> dict[str, tuple[str, str | None]]:
+    """Every package the venv must hold: name -> (exact version, why the tool added it).
+
+    The site's pins, plus what a Linux host needs to run mlx-omni-server on the CPU: MLX's
+    CPU back end at MLX's version, and the CPU build of torch (PyPI's default for Linux is
+    a CUDA build of several GB).
+    """
+    wanted: dict[str, tuple[str, str | None]] = {n: (v, None) for n, v in spec.packages.items()}
+    if facts.system.os != "linux" or SERVER_PACKAGE not in spec.packages:
+        return wanted
+    bases = {package_base_name(n) for n in spec.packages}
+    mlx = next((v for n, v in spec.packages.items() if package_base_name(n) == "mlx"), None)
+    if mlx and "mlx-cpu" not in bases:
+        wanted["mlx-cpu"] = (mlx, "Linux host: MLX's CPU back end (mlx[cpu]) at MLX's version")
+    if "torch" not in bases:
+        wanted["torch"] = (
+            spec.linux.torch,
+            "Linux host: the CPU build of torch (PyPI's default is a CUDA build of several GB)",
+        )
+    return wanted
+
+
+def desired_shim() -> dict[str, str]:
+    """The start-up shim's files in site-packages, by name -> sha256."""
+    source = scripts.load("server_shim").encode("utf-8")
+    return {
+        f"{SHIM_MODULE}.py": hashlib.sha256(source).hexdigest(),
+        f"{SHIM_MODULE}.pth": hashlib.sha256(shim_pth().encode("utf-8")).hexdigest(),
+    }
+
+
+def shim_pth() -> str:
+    return f"import {SHIM_MODULE}\n"
+
+
 def plan(spec: HostSpec, facts: Facts) -> list[Change]:
     host = spec.name
     changes: list[Change] = []
 
     def add(resource: str, action: str, before: str | None, after: str | None, reason: str) -> None:
         changes.append(Change(host, resource, action, before, after, reason))
+
+    # 0. What the tool cannot install itself.
+    if (
+        facts.system.os == "linux"
+        and SERVER_PACKAGE in spec.packages
+        and not facts.system.portaudio
+    ):
+        add(
+            f"{SYSTEM} libportaudio2",
+            FAIL,
+            None,
+            "installed",
+            "mlx-omni-server imports sounddevice at start, which needs PortAudio: install it "
+            "on the host (Debian/Ubuntu: sudo apt-get install libportaudio2)",
+        )
 
     # 1. The interpreter the venv is built from.
     if not facts.python.found:
@@ -127,16 +188,17 @@ def plan(spec: HostSpec, facts: Facts) -> list[Change]:
 
     # 3. Packages: the pinned set, exactly. A package already at its version is left alone.
     package_changed = False
-    for name, version in spec.packages.items():
+    for name, (version, why) in desired_packages(spec, facts).items():
         base = package_base_name(name)
         installed = None if rebuild_venv else venv.packages.get(base)
+        because = f" ({why})" if why else ""
         if installed is None:
             add(
                 f"{PACKAGE} {name}",
                 CREATE,
                 None,
                 version,
-                f"{name} is not installed, {version} wanted",
+                f"{name} is not installed, {version} wanted{because}",
             )
             package_changed = True
         elif not _same_version(installed, version):
@@ -145,9 +207,26 @@ def plan(spec: HostSpec, facts: Facts) -> list[Change]:
                 UPDATE,
                 installed,
                 version,
-                f"{name} {installed} installed, {version} wanted",
+                f"{name} {installed} installed, {version} wanted{because}",
             )
             package_changed = True
+
+    # The start-up shim: defers Metal-kernel failures on Linux and applies the model-cache
+    # settings on mlx-omni-server releases that do not read them (see scripts/server_shim.py).
+    shim_changed = False
+    if SERVER_PACKAGE in spec.packages and spec.linux.shim:
+        wanted_shim = desired_shim()
+        present = {} if rebuild_venv else facts.venv.shims
+        if any(present.get(name) != digest for name, digest in wanted_shim.items()):
+            add(
+                SHIM,
+                CREATE if not present else UPDATE,
+                "absent" if not present else "outdated",
+                SHIM_MODULE,
+                "the start-up shim (model-cache settings; Metal kernels deferred on Linux) "
+                + ("is not installed" if not present else "is outdated"),
+            )
+            shim_changed = True
 
     # 4. The server's configuration file.
     wanted = desired_config(spec, facts)
@@ -202,7 +281,7 @@ def plan(spec: HostSpec, facts: Facts) -> list[Change]:
             spec,
             facts,
             rebuild_venv,
-            package_changed,
+            package_changed or shim_changed,
             config_changed,
             models_changed,
             process.config_hash,

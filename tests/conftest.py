@@ -39,6 +39,9 @@ def wheelhouse(shared_dir: Path) -> Path:
     for version in ("0.28.1", "0.28.2"):
         build_wheel(house, "mlx-lm", version, {"mlx_lm_standin.py": f"VERSION = {version!r}\n"})
     build_wheel(house, "mlx", "0.29.3", {"mlx_standin.py": ""})
+    # What a Linux host gets besides the pins: stand-ins for torch's CPU build and mlx-cpu.
+    build_wheel(house, "torch", "2.13.0+cpu", {"torch_standin.py": ""})
+    build_wheel(house, "mlx-cpu", "0.29.3", {"mlx_cpu_standin.py": ""})
     # uv, so that `installer: auto` finds it in the wheelhouse as it would on an index.
     subprocess.run(
         [

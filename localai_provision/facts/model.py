@@ -17,6 +17,7 @@ class SystemFacts:
     uid: int
     home: str
     clock: float  # the host's time.time(), to spot a wrong clock
+    portaudio: bool = True  # Linux: PortAudio's library is installed (macOS: not needed)
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class VenvFacts:
     python_version: str | None  # from pyvenv.cfg, e.g. "3.11.7"
     packages: dict[str, str]  # canonical name -> version, from *.dist-info folder names
     site_packages: tuple[str, ...] = ()
-    shims: tuple[str, ...] = ()  # localai_* files in site-packages (start-up shims)
+    shims: dict[str, str] = field(default_factory=dict)  # localai_* file -> sha256
 
     @property
     def usable(self) -> bool:

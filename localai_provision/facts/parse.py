@@ -286,6 +286,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         uid=int(sys_raw.get("uid", -1)),
         home=str(sys_raw.get("home", "")),
         clock=float(sys_raw.get("time", 0.0)),
+        portaudio=bool(sys_raw.get("portaudio", True)),
     )
     py_raw = doc.get("python") or {}
     parts = [int(v) for v in (py_raw.get("version") or [])[:3]] + [0, 0, 0]
@@ -304,7 +305,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         python_version=parse_pyvenv_cfg(venv_raw.get("pyvenv_cfg")),
         packages=parse_packages(venv_raw.get("dist_infos") or []),
         site_packages=tuple(venv_raw.get("site_packages") or ()),
-        shims=tuple(venv_raw.get("shims") or ()),
+        shims=dict(venv_raw.get("shims") or {}),
     )
     svc_raw = doc.get("service") or {}
     pid_text = (svc_raw.get("pid_file") or "").strip()

@@ -51,6 +51,7 @@ def system_section():
         info["system_version_plist"] = read_text("/System/Library/CoreServices/SystemVersion.plist")
     else:
         info["os_release"] = read_text("/etc/os-release")
+        info["portaudio"] = portaudio_present()
     return info
 
 
@@ -86,10 +87,33 @@ def venv_section(venv):
         "pyvenv_cfg": read_text(os.path.join(venv, "pyvenv.cfg")),
         "dist_infos": dist_infos,
         "site_packages": site_dirs,
-        "shims": [n for n in (listdir(site_dirs[0]) or []) if n.startswith("localai_")]
-        if site_dirs
-        else [],
+        "shims": shim_hashes(site_dirs[0]) if site_dirs else {},
     }
+
+
+def shim_hashes(site):
+    """sha256 of the tool's own files in site-packages (the start-up shim), by name."""
+    import hashlib  # only here: most hosts pay for it once, in a few milliseconds
+
+    found = {}
+    for name in listdir(site) or []:
+        if name.startswith("localai_") and not name.endswith(".pyc"):
+            try:
+                with open(os.path.join(site, name), "rb") as f:
+                    found[name] = hashlib.sha256(f.read()).hexdigest()
+            except OSError:
+                pass
+    return found
+
+
+def portaudio_present():
+    """Is PortAudio's library installed? (mlx-omni-server imports sounddevice at start.)"""
+    for folder in ("/usr/lib", "/usr/local/lib", "/usr/lib64", "/lib"):
+        for sub in ("", "x86_64-linux-gnu", "aarch64-linux-gnu"):
+            for name in listdir(os.path.join(folder, sub)) or []:
+                if name.startswith("libportaudio.so"):
+                    return True
+    return False
 
 
 def linux_process(pid):

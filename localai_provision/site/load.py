@@ -17,6 +17,7 @@ from localai_provision.errors import Problem, SiteError
 from localai_provision.site.model import (
     DEFAULT_ENDPOINTS,
     HostSpec,
+    LinuxSettings,
     ModelSpec,
     PackageIndex,
     ServerSettings,
@@ -292,6 +293,11 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         hf_home=s.get("hf_home", "~/.cache/huggingface"),
         service=s.get("service", "auto"),
         installer=s.get("installer", "auto"),
+        offline=bool(s.get("offline", False)),
+        linux=LinuxSettings(
+            torch=str(s.get("linux", {}).get("torch", LinuxSettings.torch)).removeprefix("=="),
+            shim=bool(s.get("linux", {}).get("shim", True)),
+        ),
         server=ServerSettings(
             host=server.get("host", "127.0.0.1"),
             port=server.get("port", 10240),

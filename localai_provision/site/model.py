@@ -56,6 +56,14 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
+class LinuxSettings:
+    # PyPI's torch for Linux is a CUDA build of several GB; mlx-omni-server needs only the
+    # CPU build. 2.13.0+cpu is the one that resolves with mlx-omni-server 0.5.1.
+    torch: str = "2.13.0+cpu"
+    shim: bool = True
+
+
+@dataclass(frozen=True)
 class VerifySettings:
     endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS
     timeout_s: float = 60.0
@@ -78,6 +86,8 @@ class HostSpec:
     hf_home: str = "~/.cache/huggingface"
     service: str = "auto"
     installer: str = "auto"  # uv when it can be had on the host, else pip
+    offline: bool = False  # no model hub from the host: HF_HUB_OFFLINE=1 for the server
+    linux: LinuxSettings = field(default_factory=LinuxSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     # Canonical distribution name (with extras) -> exact version, without "==".
     packages: dict[str, str] = field(default_factory=dict)

@@ -83,6 +83,8 @@ def test_fresh_hosts_converge_and_a_second_apply_changes_nothing(
             "venv",
             "package mlx-omni-server",
             "package mlx-lm",
+            "package torch",
+            "shim",
             "server-config",
             "model org/tiny-a",
             "service",

@@ -21,11 +21,15 @@ import time
 import urllib.request
 from pathlib import Path
 
-from localai_provision.layout import Layout, config_hash, server_config
+from localai_provision import scripts
+from localai_provision.layout import SHIM_MODULE, Layout, config_hash, server_config
+from localai_provision.plan import shim_pth
 from localai_provision.site.model import HostSpec
 from tests.support.sshfleet import SSHFleet, TestHost
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # root's pyenv Python lives under /root (mode 700)
+# What `localai apply` adds on a Linux host (plan.desired_packages) when mlx is not pinned.
+LINUX_ADDITIONS = {"torch": "2.13.0+cpu"}
 
 
 def host_paths(host: TestHost) -> tuple[Path, Path]:
@@ -155,7 +159,11 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 def prepare_in_sync(fleet: SSHFleet, host: TestHost, spec: HostSpec, wheelhouse: Path) -> None:
     """Make the host exactly what ``spec`` asks for, by hand."""
     reset_host(host)
-    make_venv(fleet, host, dict(spec.packages), wheelhouse)
+    venv = make_venv(fleet, host, LINUX_ADDITIONS | dict(spec.packages), wheelhouse)
+    site = next((venv / "lib").glob("python3.*")) / "site-packages"
+    (site / f"{SHIM_MODULE}.py").write_text(scripts.load("server_shim"))
+    (site / f"{SHIM_MODULE}.pth").write_text(shim_pth())
+    chown_tree(venv, host.user)
     for model in spec.models:
         write_model(fleet, host, model.id)
     config = write_server_config(host, spec)

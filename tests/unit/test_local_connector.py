@@ -57,6 +57,8 @@ def test_plan_and_drift_of_a_local_host(tmp_path: Path) -> None:
     assert {d["resource"] for d in host["differences"]} == {
         "venv",
         "package mlx-omni-server",
+        "package torch",
+        "shim",
         "server-config",
         "service",
     }

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from localai_provision.facts.parse import parse_facts
-from localai_provision.plan import plan, plan_warnings
+from localai_provision.plan import desired_config, desired_shim, plan, plan_warnings
 from localai_provision.site import parse_site
 from localai_provision.site.model import HostSpec
 from tests.unit.test_facts_parse import linux_doc
@@ -40,7 +40,10 @@ def spec_with(**server: Any) -> HostSpec:
 def in_sync_doc() -> dict[str, Any]:
     """The recorded Linux host, with its server up and answering as the site asks."""
     doc = linux_doc()
-    config = json.loads(doc["server_config"])
+    spec = spec_with()
+    config = desired_config(spec, parse_facts("mini-01", json.dumps(doc), spec.models))
+    doc["server_config"] = json.dumps(config)
+    doc["venv"]["shims"] = desired_shim()
     doc["service"] = {
         "kind": "auto",
         "pid_file": "4242\n",
@@ -95,7 +98,8 @@ def _set(path: str, value: Any) -> Mutate:
 
 
 def _dists(*names: str) -> Mutate:
-    return _set("venv.dist_infos", list(names))
+    # torch's CPU build is part of every Linux host's set (see desired_packages).
+    return _set("venv.dist_infos", [*names, "torch-2.13.0+cpu.dist-info"])
 
 
 def _no_model(doc: dict[str, Any]) -> None:
@@ -137,6 +141,8 @@ CASES: list[tuple[str, Mutate, dict[str, str]]] = [
             "venv": "create",
             "package mlx-omni-server": "create",
             "package mlx-lm": "create",
+            "package torch": "create",
+            "shim": "create",
             "service": "restart",
         },
     ),
@@ -147,6 +153,8 @@ CASES: list[tuple[str, Mutate, dict[str, str]]] = [
             "venv": "update",
             "package mlx-omni-server": "create",
             "package mlx-lm": "create",
+            "package torch": "create",
+            "shim": "create",
             "service": "restart",
         },
     ),
@@ -157,6 +165,8 @@ CASES: list[tuple[str, Mutate, dict[str, str]]] = [
             "venv": "update",
             "package mlx-omni-server": "create",
             "package mlx-lm": "create",
+            "package torch": "create",
+            "shim": "create",
             "service": "restart",
         },
     ),
@@ -167,6 +177,8 @@ CASES: list[tuple[str, Mutate, dict[str, str]]] = [
             "venv": "update",
             "package mlx-omni-server": "create",
             "package mlx-lm": "create",
+            "package torch": "create",
+            "shim": "create",
             "service": "restart",
         },
     ),
@@ -210,7 +222,11 @@ def test_config_change_says_what_changed_but_not_secret_values() -> None:
 
 def test_package_versions_compare_exactly() -> None:
     doc = in_sync_doc()
-    doc["venv"]["dist_infos"] = ["mlx_omni_server-0.5.1.dist-info", "mlx_lm-0.28.20.dist-info"]
+    doc["venv"]["dist_infos"] = [
+        "mlx_omni_server-0.5.1.dist-info",
+        "mlx_lm-0.28.20.dist-info",
+        "torch-2.13.0+cpu.dist-info",
+    ]
     assert run_plan(doc) == {"package mlx-lm": "update", "service": "restart"}
 
 
@@ -218,3 +234,44 @@ def test_exposed_server_warns() -> None:
     spec = spec_with(host="0.0.0.0")
     facts = parse_facts("mini-01", json.dumps(in_sync_doc()), spec.models)
     assert any("all interfaces" in w for w in plan_warnings(spec, facts))
+
+
+def test_linux_hosts_get_the_cpu_backends_and_the_shim() -> None:
+    spec = parse_site(SITE.replace("mlx-lm: 0.28.2}", "mlx-lm: 0.28.2, mlx: 0.29.3}"), "s.yaml")
+    host = spec.hosts["mini-01"]
+    doc = in_sync_doc()
+    doc["venv"]["dist_infos"] = ["mlx_omni_server-0.5.1.dist-info", "mlx_lm-0.28.2.dist-info"]
+    doc["venv"]["shims"] = {}
+    doc["system"]["portaudio"] = False
+    changes = {
+        c.resource: c for c in plan(host, parse_facts("mini-01", json.dumps(doc), host.models))
+    }
+    assert changes["package mlx"].after == "0.29.3"
+    assert (
+        changes["package mlx-cpu"].after == "0.29.3"
+        and "CPU back end" in changes["package mlx-cpu"].reason
+    )
+    assert (
+        changes["package torch"].after == "2.13.0+cpu" and "CUDA" in changes["package torch"].reason
+    )
+    assert changes["shim"].action == "create"
+    assert changes["system libportaudio2"].action == "fail"
+    assert "apt-get install libportaudio2" in changes["system libportaudio2"].reason
+
+
+def test_macos_hosts_get_no_linux_additions() -> None:
+    from tests.unit.test_facts_parse import macos_doc
+
+    doc = macos_doc()
+    doc["venv"]["dist_infos"] = ["mlx_omni_server-0.5.1.dist-info", "mlx_lm-0.28.2.dist-info"]
+    spec = spec_with()
+    kinds = {c.resource for c in plan(spec, parse_facts("mini-01", json.dumps(doc), spec.models))}
+    assert not {"package torch", "package mlx-cpu", "system libportaudio2"} & kinds
+
+
+def test_prewarmed_models_are_kept_loaded() -> None:
+    spec = spec_with()
+    config = desired_config(spec, parse_facts("mini-01", json.dumps(in_sync_doc()), spec.models))
+    env = config["env"]
+    assert isinstance(env, dict)
+    assert env["MLX_OMNI_MODEL_CACHE_TTL"] == "0" and env["MLX_OMNI_MODEL_CACHE_SIZE"] == "3"
