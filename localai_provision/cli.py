@@ -28,6 +28,7 @@ from localai_provision.errors import LocalAIError, Problem, SiteError, UsageErro
 from localai_provision.fleet import DEFAULT_FORKS, DRIFT, IN_SYNC, HostResult, check_hosts
 from localai_provision.plan import Change
 from localai_provision.site import load_site, select_hosts
+from localai_provision.status import status_hosts, stop_hosts
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -413,6 +414,104 @@ def _apply_summary(results: list[HostResult]) -> dict[str, int]:
     return summary
 
 
+# --- status and stop -------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace, io: Output) -> int:
+    site = load_site(args.file)
+    results = status_hosts(select_hosts(site, args.limit), forks=args.forks)
+    if args.json:
+        io.json(
+            {
+                "hosts": [
+                    {"name": r.name, "status": r.status, **r.details, "error": _error_dict(r)}
+                    for r in results
+                ]
+            }
+        )
+        return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
+    rows = [
+        (
+            "HOST",
+            "STATE",
+            "PID",
+            "UPTIME",
+            "PORT",
+            "SERVER",
+            "MODELS LISTED",
+            "LOADED",
+            "/v1/models",
+        )
+    ]
+    for r in results:
+        d = r.details
+        if r.failed:
+            rows.append((r.name, r.status, "-", "-", "-", "-", "-", "-", "-"))
+            continue
+        server = next(
+            (f"{n} {v}" for n, v in d["packages"].items() if n == "mlx-omni-server" and v),
+            "not installed",
+        )
+        loaded = d["models_loaded"]
+        latency = d["latency_ms"].get("/v1/models")
+        rows.append(
+            (
+                r.name,
+                r.status,
+                str(d["pid"] or "-"),
+                _duration(d["uptime_s"]),
+                str(d["port"]),
+                server,
+                ", ".join(d["models_listed"]) or "-",
+                "n/a" if loaded is None else (", ".join(loaded) or "none"),
+                f"{latency:.0f} ms" if latency is not None else "-",
+            )
+        )
+    _table(io, rows)
+    for r in results:
+        if r.error:
+            io.line()
+            io.line(str(r.error))
+    return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
+
+
+def cmd_stop(args: argparse.Namespace, io: Output) -> int:
+    site = load_site(args.file)
+    results = stop_hosts(select_hosts(site, args.limit), forks=args.forks)
+    if args.json:
+        io.json(
+            {
+                "hosts": [
+                    {"name": r.name, "status": r.status, **r.details, "error": _error_dict(r)}
+                    for r in results
+                ]
+            }
+        )
+    else:
+        for r in results:
+            if r.failed:
+                io.line(str(r.error))
+            else:
+                was = "was running" if r.details.get("was_running") else "was not running"
+                io.line(f"{r.name}: {r.status} ({was})")
+    failed = any(r.failed or r.status != "stopped" for r in results)
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _table(io: Output, rows: Sequence[tuple[str, ...]]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        io.line("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
 # --- plumbing --------------------------------------------------------------------------------
 
 Command = Callable[[argparse.Namespace, Output], int]
@@ -476,6 +575,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("status", help="what runs on each host, live")
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("stop", help="stop the server on each host; apply starts it again")
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_stop)
     return parser
 
 

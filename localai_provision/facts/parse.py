@@ -7,6 +7,7 @@ and macOS without either machine.
 
 from __future__ import annotations
 
+import itertools
 import json
 import plistlib
 import re
@@ -124,17 +125,26 @@ def parse_ps_etime_command(line: str) -> tuple[float | None, str]:
     return elapsed, rest.strip()
 
 
+def is_server_command(command: str) -> bool:
+    """Is this command line an mlx-omni-server? (`.../mlx-omni-server ...`,
+    `python .../mlx-omni-server ...` or `python -m mlx_omni_server...`). A command that only
+    mentions the name, such as `pip install mlx-omni-server==0.5.1`, is not."""
+    words = command.split()
+    if any(w.rsplit("/", 1)[-1] == "mlx-omni-server" for w in words[:2]):
+        return True
+    return any(
+        a == "-m" and b.startswith("mlx_omni_server") for a, b in itertools.pairwise(words[:4])
+    )
+
+
 def parse_server_processes(text: str | None) -> tuple[ServerProcess, ...]:
     """`PID COMMAND` lines (Linux: built from /proc; macOS: `ps -o pid=,command=`), keeping
     the ones that are an mlx-omni-server."""
     found = []
     for line in (text or "").splitlines():
         pid_text, _, command = line.strip().partition(" ")
-        if not pid_text.isdigit():
-            continue
-        command = command.strip()
-        if "mlx-omni-server" in command or "mlx_omni_server" in command:
-            found.append(ServerProcess(pid=int(pid_text), command=command))
+        if pid_text.isdigit() and is_server_command(command.strip()):
+            found.append(ServerProcess(pid=int(pid_text), command=command.strip()))
     return tuple(found)
 
 

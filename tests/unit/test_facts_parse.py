@@ -256,3 +256,20 @@ def test_whole_macos_document() -> None:
 def test_unexpected_output_is_a_clear_error(output: str) -> None:
     with pytest.raises(FactsFormatError):
         parse_facts("h", output, [])
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("/v/bin/python3 /v/bin/mlx-omni-server --port 10240", True),
+        ("/v/bin/mlx-omni-server --port 10240", True),
+        ("/opt/homebrew/bin/python3.11 -m mlx_omni_server.main --port 8080", True),
+        ("/usr/bin/python -m pip install mlx-omni-server==0.5.1", False),
+        ("bash -c exec python3 -I -S -c 'mlx-omni-server'", False),
+        ("vim mlx-omni-server.txt", False),
+    ],
+)
+def test_what_counts_as_a_server_process(command: str, expected: bool) -> None:
+    from localai_provision.facts.parse import is_server_command
+
+    assert is_server_command(command) is expected

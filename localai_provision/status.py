@@ -1,0 +1,112 @@
+"""`localai status` (what runs where, live) and `localai stop` (stop the service, keep the rest)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from localai_provision.connectors.base import connector_for
+from localai_provision.facts.gather import gather
+from localai_provision.facts.model import Facts
+from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, HostResult
+from localai_provision.plan import desired_packages, layout_for
+from localai_provision.services.base import service_manager_for
+from localai_provision.site.model import HostSpec
+
+RUNNING = "running"
+STOPPED = "stopped"
+
+
+def describe(spec: HostSpec, facts: Facts) -> dict[str, Any]:
+    """The live state of one host's server, from its facts."""
+    process = facts.service.process
+    running = facts.service.running
+    wanted = desired_packages(spec, facts)
+    return {
+        "running": running,
+        "pid": process.pid if process and running else None,
+        "uptime_s": round(process.uptime_s, 1) if process and process.uptime_s else None,
+        "port": spec.server.port,
+        "port_open": facts.port_open,
+        "packages": {name: facts.venv.packages.get(name.partition("[")[0]) for name in wanted},
+        "models_listed": sorted(facts.listed_models or []),
+        # mlx-omni-server 0.5.1 has no route that says which models are loaded; later
+        # releases add GET /v1/cache. None means "the server cannot say".
+        "models_loaded": _loaded_models(facts),
+        "latency_ms": {e.path: round(e.ms, 1) for e in facts.endpoints if e.ms is not None},
+        "os": f"{facts.system.os} {facts.system.os_version}".strip(),
+        "last_apply": (facts.state or {}).get("applied_at"),
+    }
+
+
+def _loaded_models(facts: Facts) -> list[str] | None:
+    cache = facts.endpoint("/v1/cache")
+    if cache is None or not cache.ok or not isinstance(cache.body, dict):
+        return None
+    models = cache.body.get("models") or cache.body.get("data") or []
+    return sorted(
+        str(m.get("model_id", m.get("id", m))) if isinstance(m, dict) else str(m) for m in models
+    )
+
+
+def status_job(fleet: Fleet, spec: HostSpec) -> HostResult:
+    connector = fleet.open(spec)
+    try:
+        facts = gather(connector, spec)
+    finally:
+        fleet.release(connector)
+    info = describe(spec, facts)
+    return HostResult(
+        name=spec.name,
+        status=RUNNING if info["running"] else STOPPED,
+        facts=facts,
+        commands=1,
+        connections=1,
+        details=info,
+    )
+
+
+def stop_job(fleet: Fleet, spec: HostSpec) -> HostResult:
+    fleet.progress(spec.name, "stopping the server")
+    connector = fleet.open(spec)
+    try:
+        facts = gather(connector, spec)
+        if not facts.venv.usable:
+            return HostResult(
+                name=spec.name,
+                status=STOPPED,
+                facts=facts,
+                connections=1,
+                details={"note": "not installed"},
+            )
+        service = service_manager_for(connector, spec, layout_for(facts), facts)
+        outcome = service.stop()
+        after = gather(connector, spec)
+    finally:
+        fleet.release(connector)
+    return HostResult(
+        name=spec.name,
+        status=RUNNING if after.service.running else STOPPED,
+        facts=after,
+        commands=connector.commands_run,
+        connections=1,
+        details={"was_running": facts.service.running, **outcome},
+    )
+
+
+def status_hosts(
+    hosts: Sequence[HostSpec],
+    *,
+    forks: int = DEFAULT_FORKS,
+    connector_factory: ConnectorFactory = connector_for,
+) -> list[HostResult]:
+    return Fleet(hosts, forks=forks, connector_factory=connector_factory).run(status_job)
+
+
+def stop_hosts(
+    hosts: Sequence[HostSpec],
+    *,
+    forks: int = DEFAULT_FORKS,
+    connector_factory: ConnectorFactory = connector_for,
+) -> list[HostResult]:
+    return Fleet(hosts, forks=forks, connector_factory=connector_factory).run(stop_job)
