@@ -193,8 +193,10 @@ def _run_step(
     argv: list[str],
     message: str,
     timeout: float = 120.0,
+    env: dict[str, str] | None = None,
 ) -> str:
-    command = shell.join(argv)
+    assignments = "".join(f"{k}={shell.quote(v)} " for k, v in (env or {}).items())
+    command = assignments + shell.join(argv)
     result = connector.run(command, timeout=timeout)
     if not result.ok:
         raise _failed(spec, step, message, command, result)
@@ -308,6 +310,9 @@ def install_packages(
         argv,
         f"could not install {', '.join(pins)}",
         timeout=INSTALL_TIMEOUT_S,
+        # uv trusts its own bundled certificates unless told otherwise; the host's own store
+        # is what pip (and a lab behind a proxy with its own CA) relies on.
+        env={"UV_NATIVE_TLS": "1"} if use_uv else None,
     )
     log.steps.append(
         {"step": "packages", "installer": "uv" if use_uv else "pip", "installed": pins}
