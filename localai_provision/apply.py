@@ -33,11 +33,13 @@ from localai_provision.fleet import (
     ProgressCallback,
 )
 from localai_provision.layout import SHIM_MODULE, Layout
+from localai_provision.lock import Lock, lock_for
 from localai_provision.plan import (
     FAIL,
     MODEL,
     PACKAGE,
     PYTHON,
+    REMOVE,
     SERVER_CONFIG,
     SERVICE,
     SHIM,
@@ -276,46 +278,92 @@ def ensure_uv(connector: Connector, spec: HostSpec, layout: Layout, log: StepLog
 
 
 def install_packages(
-    connector: Connector, spec: HostSpec, layout: Layout, changes: list[Change], log: StepLog
+    connector: Connector,
+    spec: HostSpec,
+    layout: Layout,
+    changes: list[Change],
+    log: StepLog,
+    lock: Lock | None = None,
 ) -> None:
-    pins = [f"{c.name}=={c.after}" for c in changes if c.kind == PACKAGE]
-    if not pins:
-        return
+    """Install what the plan asks for. With a lock: exactly the locked set, hashes checked,
+    anything else removed (uv pip sync; with pip, install then uninstall the rest). Without:
+    the changed pins only; a package already at its version is not touched."""
+    pins = [f"{c.name}=={c.after}" for c in changes if c.kind == PACKAGE and c.after]
+    extras = [c.name for c in changes if c.kind == PACKAGE and c.action == REMOVE]
     use_uv = spec.installer != "pip" and ensure_uv(connector, spec, layout, log)
-    if use_uv:
-        argv = [
-            layout.uv,
-            "pip",
-            "install",
-            "--python",
-            layout.venv_python,
-            *index_options(spec),
-            *pins,
-        ]
+    # uv trusts its own bundled certificates unless told otherwise; the host's store is what
+    # pip, and a lab behind a proxy with its own CA, rely on.
+    uv_env = {"UV_NATIVE_TLS": "1"}
+    pip = [layout.venv_python, "-m", "pip"]
+    quiet = ["--disable-pip-version-check", "--no-input"]
+    if lock is not None:
+        target = f"{layout.prefix}/requirements.lock.txt"
+        connector.put(lock.text.encode("utf-8"), target)
+        if use_uv:
+            steps = [
+                [
+                    layout.uv,
+                    "pip",
+                    "sync",
+                    "--python",
+                    layout.venv_python,
+                    "--require-hashes",
+                    *index_options(spec),
+                    target,
+                ]
+            ]
+        else:
+            steps = [
+                [
+                    *pip,
+                    "install",
+                    *quiet,
+                    "--require-hashes",
+                    "--no-deps",
+                    *index_options(spec),
+                    "-r",
+                    target,
+                ]
+            ]
+            if extras:
+                steps.append([*pip, "uninstall", *quiet, "--yes", *extras])
+        what = f"the locked set {lock.path.name}"
     else:
-        argv = [
-            layout.venv_python,
-            "-m",
-            "pip",
-            "install",
-            "--disable-pip-version-check",
-            "--no-input",
-            *index_options(spec),
-            *pins,
-        ]
-    _run_step(
-        connector,
-        spec,
-        "packages",
-        argv,
-        f"could not install {', '.join(pins)}",
-        timeout=INSTALL_TIMEOUT_S,
-        # uv trusts its own bundled certificates unless told otherwise; the host's own store
-        # is what pip (and a lab behind a proxy with its own CA) relies on.
-        env={"UV_NATIVE_TLS": "1"} if use_uv else None,
-    )
+        if not pins:
+            return
+        if use_uv:
+            steps = [
+                [
+                    layout.uv,
+                    "pip",
+                    "install",
+                    "--python",
+                    layout.venv_python,
+                    *index_options(spec),
+                    *pins,
+                ]
+            ]
+        else:
+            steps = [[*pip, "install", *quiet, *index_options(spec), *pins]]
+        what = ", ".join(pins)
+    for argv in steps:
+        _run_step(
+            connector,
+            spec,
+            "packages",
+            argv,
+            f"could not install {what}",
+            timeout=INSTALL_TIMEOUT_S,
+            env=uv_env if use_uv else None,
+        )
     log.steps.append(
-        {"step": "packages", "installer": "uv" if use_uv else "pip", "installed": pins}
+        {
+            "step": "packages",
+            "installer": "uv" if use_uv else "pip",
+            "installed": pins,
+            "removed": extras,
+            "lock": lock.path.name if lock else None,
+        }
     )
 
 
@@ -556,6 +604,7 @@ def execute(
     changes: list[Change],
     options: ApplyOptions,
     log: StepLog,
+    lock: Lock | None = None,
 ) -> Facts:
     """Run the steps ``changes`` ask for, in order; return the facts read afterwards."""
     layout = layout_for(facts)
@@ -584,7 +633,7 @@ def execute(
         log.steps.append({"step": "venv", "path": layout.venv})
     if PACKAGE in by_kind:
         fleet.progress(spec.name, "installing packages")
-        install_packages(connector, spec, layout, by_kind[PACKAGE], log)
+        install_packages(connector, spec, layout, by_kind[PACKAGE], log, lock)
     if SHIM in by_kind:
         fleet.progress(spec.name, "installing the start-up shim")
         install_shim(connector, spec, facts, layout)
@@ -674,7 +723,8 @@ def apply_job_factory(options: ApplyOptions) -> Any:
         try:
             fleet.progress(spec.name, "gathering facts")
             facts = gather(connector, spec)
-            changes = plan(spec, facts)
+            lock = lock_for(spec, facts)
+            changes = plan(spec, facts, lock)
             warnings = list(getattr(connector, "warnings", [])) + plan_warnings(spec, facts)
             if not changes:
                 result = HostResult(
@@ -694,7 +744,7 @@ def apply_job_factory(options: ApplyOptions) -> Any:
                 if waited:
                     # Another apply ran meanwhile: plan again from what the host is now.
                     facts = gather(connector, spec)
-                    changes = plan(spec, facts)
+                    changes = plan(spec, facts, lock)
                     if not changes:
                         result = HostResult(
                             name=spec.name,
@@ -706,8 +756,17 @@ def apply_job_factory(options: ApplyOptions) -> Any:
                         )
                         result.details = {"verify": _verify_from_facts(facts), "prewarm": []}
                         return result
-                after = execute(fleet, connector, spec, facts, changes, options, log)
-                remaining = plan(spec, after)
+                after = execute(
+                    fleet,
+                    connector,
+                    spec,
+                    facts,
+                    changes,
+                    options,
+                    log,
+                    lock if isinstance(lock, Lock) else None,
+                )
+                remaining = plan(spec, after, lock)
                 if remaining:
                     raise HostError(
                         host=spec.name,

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -26,6 +27,7 @@ from localai_provision import __version__
 from localai_provision.apply import CHANGED, SKIPPED, ApplyOptions, apply_hosts, site_hash
 from localai_provision.errors import LocalAIError, Problem, SiteError, UsageError
 from localai_provision.fleet import DEFAULT_FORKS, DRIFT, IN_SYNC, HostResult, check_hosts
+from localai_provision.lock import PLATFORMS, compile_lock, parse_lock, plan_locks, platform_of
 from localai_provision.plan import Change
 from localai_provision.site import load_site, select_hosts
 from localai_provision.status import status_hosts, stop_hosts
@@ -414,6 +416,59 @@ def _apply_summary(results: list[HostResult]) -> dict[str, int]:
     return summary
 
 
+# --- lock ------------------------------------------------------------------------------------
+
+
+def cmd_lock(args: argparse.Namespace, io: Output) -> int:
+    site = load_site(args.file)
+    hosts = [h for h in select_hosts(site, args.limit) if h.lock]
+    if not hosts:
+        raise UsageError(
+            f"no host in {args.file} has a `lock` setting; add one, for example "
+            "`lock: locks/omni` under `defaults:`"
+        )
+    if args.platform:
+        platforms = {h.name: [(p, args.python_version) for p in args.platform] for h in hosts}
+    else:
+        # Learn each host's platform and Python from the host itself (one round trip).
+        platforms = {}
+        failed = []
+        for result in check_hosts(hosts, forks=args.forks):
+            if result.facts is None:
+                failed.append(result.name)
+                continue
+            python = args.python_version or result.facts.python.short_version
+            platforms[result.name] = [(platform_of(result.facts), python)]
+        if failed:
+            raise UsageError(
+                f"cannot learn the platform of {', '.join(failed)} (unreachable); name it: "
+                f"--platform {' --platform '.join(PLATFORMS)}"
+            )
+    written = []
+    for job in plan_locks(hosts, platforms):
+        start = time.perf_counter()
+        path = compile_lock(job.spec, job.platform, job.python_version or "3.11")
+        count = len(parse_lock(path.read_text()))
+        elapsed = time.perf_counter() - start
+        written.append(
+            {
+                "file": str(path),
+                "platform": job.platform,
+                "packages": count,
+                "hosts": list(job.hosts),
+                "seconds": round(elapsed, 1),
+            }
+        )
+        if not args.json:
+            io.line(
+                f"{path}: {count} packages for {job.platform} "
+                f"({_count(len(job.hosts), 'host')}, {elapsed:.1f} s)"
+            )
+    if args.json:
+        io.json({"locks": written})
+    return EXIT_OK
+
+
 # --- status and stop -------------------------------------------------------------------------
 
 
@@ -576,6 +631,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.set_defaults(func=cmd_apply)
 
+    p = sub.add_parser("lock", help="resolve each package set, with hashes, into lock files")
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    p.add_argument(
+        "--platform",
+        action="append",
+        choices=sorted(PLATFORMS),
+        help="lock for this platform instead of asking the hosts (repeatable)",
+    )
+    p.add_argument(
+        "--python-version",
+        default=None,
+        metavar="X.Y",
+        help="Python version to resolve for (default: the hosts'; 3.11 with --platform)",
+    )
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_lock)
     p = sub.add_parser("status", help="what runs on each host, live")
     p.add_argument("file", metavar="FILE")
     _add_limit(p)

@@ -18,6 +18,7 @@ from localai_provision.connectors.base import Connector, connector_for
 from localai_provision.errors import ConnectError, HostError
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
+from localai_provision.lock import lock_for
 from localai_provision.plan import Change, plan, plan_warnings
 from localai_provision.site.model import HostSpec
 
@@ -177,7 +178,7 @@ def check_job(fleet: Fleet, spec: HostSpec) -> HostResult:
         warnings = list(getattr(connector, "warnings", []))
     finally:
         fleet.release(connector)
-    changes = plan(spec, facts)
+    changes = plan(spec, facts, lock_for(spec, facts))
     warnings += plan_warnings(spec, facts)
     return HostResult(
         name=spec.name,

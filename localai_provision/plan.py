@@ -20,6 +20,7 @@ from localai_provision.layout import (
     expand_home,
     server_config,
 )
+from localai_provision.lock import TOOLS, Lock, LockError
 from localai_provision.site.model import HostSpec, package_base_name
 
 # Actions, in the order apply carries them out.
@@ -32,6 +33,7 @@ FAIL = "fail"  # something the tool cannot fix; apply stops this host with the r
 
 # Resource kinds (a Change's resource is "KIND" or "KIND NAME").
 SYSTEM = "system"
+LOCK = "lock"
 PYTHON = "python"
 VENV = "venv"
 PACKAGE = "package"
@@ -79,13 +81,20 @@ def desired_config(spec: HostSpec, facts: Facts) -> dict[str, object]:
     return {**config, "hash": config_hash(config)}
 
 
-def desired_packages(spec: HostSpec, facts: Facts) -> dict[str, tuple[str, str | None]]:
+def desired_packages(
+    spec: HostSpec, facts: Facts, lock: Lock | None = None
+) -> dict[str, tuple[str, str | None]]:
     """Every package the venv must hold: name -> (exact version, why the tool added it).
 
     The site's pins, plus what a Linux host needs to run mlx-omni-server on the CPU: MLX's
     CPU back end at MLX's version, and the CPU build of torch (PyPI's default for Linux is
     a CUDA build of several GB).
     """
+    if lock is not None:
+        return {
+            name: (version, f"locked in {lock.path.name}")
+            for name, version in lock.packages.items()
+        }
     wanted: dict[str, tuple[str, str | None]] = {n: (v, None) for n, v in spec.packages.items()}
     if facts.system.os != "linux" or SERVER_PACKAGE not in spec.packages:
         return wanted
@@ -114,7 +123,9 @@ def shim_pth() -> str:
     return f"import {SHIM_MODULE}\n"
 
 
-def plan(spec: HostSpec, facts: Facts) -> list[Change]:
+def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> list[Change]:
+    """The changes that make the host match ``spec``. ``lock`` is the host's locked set (its
+    platform's lock file), the error met reading it, or None when the site locks nothing."""
     host = spec.name
     changes: list[Change] = []
 
@@ -135,6 +146,10 @@ def plan(spec: HostSpec, facts: Facts) -> list[Change]:
             "mlx-omni-server imports sounddevice at start, which needs PortAudio: install it "
             "on the host (Debian/Ubuntu: sudo apt-get install libportaudio2)",
         )
+
+    if isinstance(lock, LockError):
+        add(LOCK, FAIL, None, spec.lock, str(lock).removeprefix(f"{host}: "))
+        lock = None
 
     # 1. The interpreter the venv is built from.
     if not facts.python.found:
@@ -188,7 +203,8 @@ def plan(spec: HostSpec, facts: Facts) -> list[Change]:
 
     # 3. Packages: the pinned set, exactly. A package already at its version is left alone.
     package_changed = False
-    for name, (version, why) in desired_packages(spec, facts).items():
+    wanted_packages = desired_packages(spec, facts, lock)
+    for name, (version, why) in wanted_packages.items():
         base = package_base_name(name)
         installed = None if rebuild_venv else venv.packages.get(base)
         because = f" ({why})" if why else ""
@@ -210,6 +226,20 @@ def plan(spec: HostSpec, facts: Facts) -> list[Change]:
                 f"{name} {installed} installed, {version} wanted{because}",
             )
             package_changed = True
+
+    if lock is not None and not rebuild_venv:
+        # A locked set is exact: what the lock does not name goes.
+        wanted_bases = {package_base_name(n) for n in wanted_packages}
+        for name, installed in sorted(venv.packages.items()):
+            if name not in wanted_bases and name not in TOOLS:
+                add(
+                    f"{PACKAGE} {name}",
+                    REMOVE,
+                    installed,
+                    None,
+                    f"{name} {installed} is installed but not in {lock.path.name}",
+                )
+                package_changed = True
 
     # The start-up shim: defers Metal-kernel failures on Linux and applies the model-cache
     # settings on mlx-omni-server releases that do not read them (see scripts/server_shim.py).
@@ -376,6 +406,11 @@ def plan_warnings(spec: HostSpec, facts: Facts) -> list[str]:
         warnings.append(
             f"the server listens on all interfaces ({spec.server.host}) with no API key in "
             "front: anyone on the network can use it"
+        )
+    if spec.lock is None and SERVER_PACKAGE in spec.packages:
+        warnings.append(
+            "only the pinned packages are fixed: the rest of the server's dependencies "
+            "(about 200) are whatever the index offers today; `localai lock` fixes them all"
         )
     if facts.disk_free_bytes is not None and facts.disk_free_bytes < 2 * 1024**3:
         warnings.append(f"only {facts.disk_free_bytes / 1024**3:.1f} GiB free under {facts.prefix}")

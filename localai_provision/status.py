@@ -21,7 +21,7 @@ def describe(spec: HostSpec, facts: Facts) -> dict[str, Any]:
     """The live state of one host's server, from its facts."""
     process = facts.service.process
     running = facts.service.running
-    wanted = desired_packages(spec, facts)
+    wanted = desired_packages(spec, facts)  # the pins (and Linux additions), not the whole lock
     return {
         "running": running,
         "pid": process.pid if process and running else None,

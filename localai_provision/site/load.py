@@ -294,6 +294,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         service=s.get("service", "auto"),
         installer=s.get("installer", "auto"),
         offline=bool(s.get("offline", False)),
+        lock=_controller_path(s["lock"], base_dir) if s.get("lock") else None,
         linux=LinuxSettings(
             torch=str(s.get("linux", {}).get("torch", LinuxSettings.torch)).removeprefix("=="),
             shim=bool(s.get("linux", {}).get("shim", True)),

@@ -87,6 +87,8 @@ class HostSpec:
     service: str = "auto"
     installer: str = "auto"  # uv when it can be had on the host, else pip
     offline: bool = False  # no model hub from the host: HF_HUB_OFFLINE=1 for the server
+    # Stem of the lock files, e.g. /site/locks/omni -> omni.macos-arm64.txt; None: pins only.
+    lock: str | None = None
     linux: LinuxSettings = field(default_factory=LinuxSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     # Canonical distribution name (with extras) -> exact version, without "==".
