@@ -13,6 +13,7 @@ import pwd
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -384,3 +385,43 @@ def test_pip_installer_and_uv_installer(lab: Lab, model_source: Path) -> None:
     code, result = lab.json("apply", site)
     assert code == 0, result
     assert (host.home / ".localai" / "tools" / "bin" / "uv").exists()
+
+
+def test_a_locked_set_is_synced_exactly(lab: Lab, model_source: Path) -> None:
+    host = lab.fleet.hosts[7]
+    hostprep.reset_host(host)
+    site = lab.site([host], models=models(model_source), lock="locks/set")
+    code, _out, err = lab.cli("lock", str(site), "--platform", "linux-x86_64")
+    assert code == 0, err
+    lock_file = site.parent / "locks" / "set.linux-x86_64.txt"
+    assert "--hash=sha256:" in lock_file.read_text()
+    code, result = lab.json("apply", site)
+    assert code == 0, result
+    assert not any("only the pinned packages" in w for w in result[host.name]["warnings"])
+
+    # Something the lock does not name appears in the venv: drift names it, apply removes it.
+    venv_python = host.home / ".localai" / "venv" / "bin" / "python"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(venv_python),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(lab.wheelhouse),
+            "--no-deps",
+            "mlx==0.29.3",
+        ],
+        check=True,
+    )
+    hostprep.chown_tree(host.home / ".localai", host.user)
+    code, drift = lab.drift_json(site)
+    assert code == 2
+    assert {d["resource"] for d in drift[host.name]["differences"]} == {"package mlx", "service"}
+    code, result = lab.json("apply", site)
+    assert code == 0, result
+    assert lab.drift_json(site)[0] == 0
