@@ -189,14 +189,29 @@ def cmd_plan(args: argparse.Namespace, io: Output) -> int:
         else:
             io.line(f"{r.name}: {_count(len(r.changes), 'change')}")
             io.line(_indent(_change_table(r.changes)))
-        for warning in r.warnings:
-            io.line(f"  warning: {warning}")
+    _print_warnings(io, results)
     io.line(
         f"{_count(summary['hosts'], 'host')}: {summary['changed']} to change "
         f"({_count(summary['changes'], 'change')}), {summary['in_sync']} in sync, "
         f"{summary['failed']} failed"
     )
     return _exit_for(results)
+
+
+def _print_warnings(io: Output, results: list[HostResult]) -> None:
+    """Each warning once, with the hosts it concerns (a lab of 30 hosts says it once)."""
+    hosts_by_warning: dict[str, list[str]] = {}
+    for r in results:
+        for warning in r.warnings:
+            hosts_by_warning.setdefault(warning, []).append(r.name)
+    for warning, names in hosts_by_warning.items():
+        who = names[0] if len(names) == 1 else f"{len(names)} hosts ({_short_list(names)})"
+        io.line(f"warning: {who}: {warning}")
+
+
+def _short_list(names: list[str], most: int = 5) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (", ..." if len(names) > most else "")
 
 
 def _change_table(changes: list[Change]) -> str:
@@ -387,9 +402,8 @@ def cmd_apply(args: argparse.Namespace, io: Output) -> int:
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         io.line("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _print_warnings(io, results)
     for r in results:
-        for warning in r.warnings:
-            io.line(f"warning: {r.name}: {warning}")
         if r.error and (r.failed or r.status == SKIPPED):
             io.line()
             io.line(str(r.error))

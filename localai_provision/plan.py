@@ -407,6 +407,19 @@ def plan_warnings(spec: HostSpec, facts: Facts) -> list[str]:
             f"the server listens on all interfaces ({spec.server.host}) with no API key in "
             "front: anyone on the network can use it"
         )
+    prewarmed = [m.id for m in spec.models if m.prewarm]
+    env = spec.server.env
+    size, ttl = env.get("MLX_OMNI_MODEL_CACHE_SIZE"), env.get("MLX_OMNI_MODEL_CACHE_TTL")
+    if size is not None and size.isdigit() and len(prewarmed) > int(size):
+        warnings.append(
+            f"{len(prewarmed)} models are prewarmed but the server keeps {size} loaded "
+            "(MLX_OMNI_MODEL_CACHE_SIZE): the first ones will be unloaded again"
+        )
+    if prewarmed and ttl not in (None, "0"):
+        warnings.append(
+            f"prewarmed models are unloaded after {ttl} s idle (MLX_OMNI_MODEL_CACHE_TTL); "
+            "0 keeps them loaded"
+        )
     if spec.lock is None and SERVER_PACKAGE in spec.packages:
         warnings.append(
             "only the pinned packages are fixed: the rest of the server's dependencies "

@@ -275,3 +275,10 @@ def test_prewarmed_models_are_kept_loaded() -> None:
     env = config["env"]
     assert isinstance(env, dict)
     assert env["MLX_OMNI_MODEL_CACHE_TTL"] == "0" and env["MLX_OMNI_MODEL_CACHE_SIZE"] == "3"
+
+
+def test_warns_when_prewarm_will_not_last() -> None:
+    spec = spec_with(env={"MLX_OMNI_MODEL_CACHE_SIZE": "0", "MLX_OMNI_MODEL_CACHE_TTL": "60"})
+    facts = parse_facts("mini-01", json.dumps(in_sync_doc()), spec.models)
+    warnings = " ".join(plan_warnings(spec, facts))
+    assert "keeps 0 loaded" in warnings and "unloaded after 60 s" in warnings
