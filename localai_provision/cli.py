@@ -214,12 +214,23 @@ def _short_list(names: list[str], most: int = 5) -> str:
     return shown + (", ..." if len(names) > most else "")
 
 
-def _change_table(changes: list[Change]) -> str:
-    width = max(len(c.resource) for c in changes)
+def _change_table(changes: list[Change], most_packages: int = 12) -> str:
+    """One row per change; a long run of package changes (a fresh host with a locked set of
+    200 packages) is cut after ``most_packages`` rows: --json lists them all."""
+    packages = [c for c in changes if c.kind == "package"]
+    shown = changes
+    if len(packages) > most_packages:
+        hidden = {id(c) for c in packages[most_packages:]}
+        shown = [c for c in changes if id(c) not in hidden]
+    width = max(len(c.resource) for c in shown)
     rows = []
-    for c in changes:
+    for c in shown:
         mark = _ACTION_MARK.get(c.action, "?")
         rows.append(f"{mark} {c.resource.ljust(width)}  {c.action.ljust(7)}  {c.reason}")
+        if c.kind == "package" and len(shown) < len(changes) and c is packages[most_packages - 1]:
+            rows.append(
+                f"  ... and {len(packages) - most_packages} more packages (--json lists all)"
+            )
     return "\n".join(rows)
 
 

@@ -91,10 +91,10 @@ def desired_packages(
     a CUDA build of several GB).
     """
     if lock is not None:
-        return {
-            name: (version, f"locked in {lock.path.name}")
-            for name, version in lock.packages.items()
-        }
+        # The site's own pins first: they are what a reader of `plan` looks for.
+        pinned = {package_base_name(n) for n in spec.packages}
+        order = sorted(lock.packages, key=lambda name: (name not in pinned, name))
+        return {name: (lock.packages[name], f"locked in {lock.path.name}") for name in order}
     wanted: dict[str, tuple[str, str | None]] = {n: (v, None) for n, v in spec.packages.items()}
     if facts.system.os != "linux" or SERVER_PACKAGE not in spec.packages:
         return wanted
