@@ -36,6 +36,7 @@ from localai_provision.layout import SHIM_MODULE, Layout
 from localai_provision.lock import Lock, lock_for
 from localai_provision.plan import (
     FAIL,
+    LOCK,
     MODEL,
     PACKAGE,
     PYTHON,
@@ -612,21 +613,21 @@ def execute(
     for change in changes:
         by_kind.setdefault(change.kind, []).append(change)
 
-    for change in by_kind.get(SYSTEM, []):
+    # What the tool cannot fix stops the host before anything is touched.
+    hints = {
+        SYSTEM: "install it on the host, then run apply again",
+        PYTHON: "install Python 3 on the host or fix `python`",
+        LOCK: "run `localai lock SITE`, commit the lock files, then apply again",
+    }
+    steps = {SYSTEM: "system-packages", PYTHON: "python", LOCK: "lock-file"}
+    for change in changes:
         if change.action == FAIL:
             raise HostError(
                 host=spec.name,
-                step="system-packages",
+                step=steps.get(change.kind, change.kind),
                 message=change.reason,
-                hint=f"install {change.name} on the host, then run apply again",
+                hint=hints.get(change.kind, ""),
             )
-    if PYTHON in by_kind and by_kind[PYTHON][0].action == FAIL:
-        raise HostError(
-            host=spec.name,
-            step="python",
-            message=by_kind[PYTHON][0].reason,
-            hint="install Python 3 on the host or fix `python`",
-        )
     if VENV in by_kind:
         fleet.progress(spec.name, "building the venv")
         build_venv(connector, spec, facts, layout)

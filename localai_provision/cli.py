@@ -741,6 +741,14 @@ def _run_command(func: Command, args: argparse.Namespace, io: Output) -> int:
         return EXIT_ERROR
     except KeyboardInterrupt:
         io.error("localai: interrupted")
+        # Worker threads may sit in a host's connect or command timeout; the connections were
+        # closed, and a host's lock left behind is taken over by the next apply. Exit now
+        # rather than let the interpreter wait for those threads.
+        with contextlib.suppress(OSError):
+            io.out.flush()
+            io.err.flush()
+        if io.out is sys.stdout:
+            os._exit(130)
         return 130
     except BrokenPipeError:
         raise

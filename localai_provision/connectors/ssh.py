@@ -14,6 +14,7 @@ import contextlib
 import errno
 import fcntl
 import io
+import logging
 import os
 import posixpath
 import secrets
@@ -41,6 +42,12 @@ from localai_provision.errors import (
     NameNotResolved,
 )
 from localai_provision.site.model import HostSpec
+
+# paramiko logs a traceback at ERROR from its transport thread when a connection dies during
+# the handshake (a hung host we close on Ctrl-C or timeout). We report that failure ourselves,
+# as a ConnectError; without a handler, Python's last-resort logger would print the traceback.
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
+logging.getLogger("paramiko").propagate = False
 
 
 def known_hosts_path(host: HostSpec) -> Path:
@@ -184,16 +191,19 @@ class SSHConnector(Connector):
                 else _AcceptNewPolicy(path)
             )
             client.set_missing_host_key_policy(policy)
+        # Kept before connecting, so that close() from another thread (Ctrl-C) can cut a
+        # handshake that hangs instead of waiting for its timeout.
+        self._conn = conn
         try:
             conn.open()
         except BaseException as exc:
+            self._conn = None
             with contextlib.suppress(Exception):
                 conn.close()
             translated = self._translate_connect_error(exc)
             if translated is None:
                 raise
             raise translated from None
-        self._conn = conn
 
     def _translate_connect_error(self, exc: BaseException) -> ConnectError | None:
         host = self.host

@@ -59,6 +59,7 @@ def demo_site(tmp: Path, port: int, **overrides: Any) -> Path:
     site = yaml.safe_load((REPO / "playbooks" / "demo.yaml").read_text())
     host = site["hosts"]["this-machine"]
     host.update(prefix=str(tmp / "prefix"), hf_home=str(tmp / "hf"))
+    host["lock"] = str(REPO / "playbooks" / "locks" / "demo")  # relative to the original
     host["server"]["port"] = port
     host.update(overrides)
     path = tmp / "demo.yaml"
@@ -190,6 +191,7 @@ def test_real_server_on_an_ssh_host(fleet: SSHFleet, tmp_path: Path, ports: dict
         python="/usr/bin/python3",
         prefix="~/.localai",
         hf_home="~/hf",
+        lock=str(REPO / "playbooks" / "locks" / "demo"),
     )
     spec["server"]["port"] = ports[host.name]
     site["hosts"] = {host.name: spec}

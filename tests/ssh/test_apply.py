@@ -425,3 +425,28 @@ def test_a_locked_set_is_synced_exactly(lab: Lab, model_source: Path) -> None:
     code, result = lab.json("apply", site)
     assert code == 0, result
     assert lab.drift_json(site)[0] == 0
+
+
+def test_a_server_that_never_answers_is_cut_at_the_verify_timeout(
+    lab: Lab, model_source: Path
+) -> None:
+    host = lab.fleet.hosts[4]
+    hostprep.reset_host(host)
+    site = lab.site(
+        [host],
+        models=models(model_source),
+        verify={"timeout_s": 2},
+        per_host={
+            host.name: {
+                "server": {"port": lab.ports[host.name], "env": {"STANDIN_START_DELAY_S": "60"}}
+            }
+        },
+    )
+    code, result = lab.json("apply", site)
+    assert code == 1
+    entry = result[host.name]
+    assert entry["failed_step"] == "verify"
+    assert (
+        "did not answer" in entry["error"]["message"] and "within 2 s" in entry["error"]["message"]
+    )
+    hostprep.kill_servers(host)
