@@ -173,9 +173,10 @@ def measure(
     repeat: int,
     run_once: Callable[[], tuple[bool, str]],
     after: Callable[[], None] | None = None,
+    idle: float | None = None,
 ) -> None:
     """Run ``run_once`` ``repeat`` times, timing each and counting sshd log lines."""
-    row.idle = wait_idle()
+    row.idle = wait_idle() if idle is None else idle
     for i in range(repeat):
         marks = logs.mark()
         start = time.perf_counter()
@@ -401,6 +402,40 @@ def where_localai_time_goes(site: Path) -> dict[str, Any]:
     return out
 
 
+def facts_script_cost(
+    fleet: SSHFleet, host: TestHost, site: Path, runs: int = 10
+) -> dict[str, Any]:
+    """CPU of the facts command on one host (run locally as its user, no SSH), against a bare
+    `python3 -I -S -c pass`, and the script's largest imports."""
+    import resource
+
+    command = facts_command(load_site(site).hosts[host.name])
+
+    def cpu_ms(shell_command: str) -> float:
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(runs):
+            fleet.run_as(host, ["sh", "-c", shell_command])
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        used = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return used / runs * 1000
+
+    traced = fleet.run_as(
+        host, ["sh", "-c", command.replace('"$p" -I -S', '"$p" -X importtime -I -S', 1)]
+    )
+    top = []
+    for line in traced.stderr.splitlines():
+        m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)", line)
+        if m:  # top level only (nested imports are indented)
+            top.append((int(m.group(1)), m.group(2)))
+    top.sort(reverse=True)
+    return {
+        "facts_cpu_ms_per_host": cpu_ms(command),
+        "python_pass_cpu_ms": cpu_ms(f"{hostprep.SYSTEM_PYTHON} -I -S -c pass"),
+        "facts_imports_ms": sum(us for us, _ in top) / 1000,
+        "facts_imports_top_ms": [(name, round(us / 1000, 1)) for us, name in top[:5]],
+    }
+
+
 def ssh_phases(site: Path, repeat: int = 3) -> dict[str, float]:
     """In process, every host at once (as check_hosts does): connect and close only; plus
     `true`; plus the facts command. The differences say what SSH and the script cost."""
@@ -529,6 +564,7 @@ def bench_ansible(
 
     try:
         if warm:  # one unmeasured run opens the masters; the measured ones reuse them
+            idle = wait_idle()  # before: waiting afterwards could outlast ControlPersist
             cp_dir.mkdir(exist_ok=True)
             subprocess.run(
                 cmd,
@@ -536,7 +572,7 @@ def bench_ansible(
                 timeout=RUN_TIMEOUT_S,
                 env={**env, "ANSIBLE_SSH_CONTROL_PATH_DIR": str(cp_dir)},
             )
-            measure(row, logs, repeat, once)
+            measure(row, logs, repeat, once, idle=idle)
         else:
             measure(row, logs, repeat, once, after=lambda: _close_masters(cp_dir))
     finally:
@@ -706,6 +742,7 @@ def main() -> int:
                 )
         print("\n== where localai's time goes (largest size)", flush=True)
         extra["localai_breakdown"] = where_localai_time_goes(work / f"site-{total}.yaml")
+        extra["localai_breakdown"].update(facts_script_cost(fleet, fleet.hosts[0], full_site))
     finally:
         try:
             fleet.stop()

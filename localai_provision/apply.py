@@ -43,6 +43,7 @@ from localai_provision.plan import (
     REMOVE,
     SERVER_CONFIG,
     SERVICE,
+    SERVICE_DEFINITION,
     SHIM,
     SYSTEM,
     VENV,
@@ -655,9 +656,14 @@ def execute(
                 {"step": "models", **download_model(connector, spec, layout, facts, model)}
             )
     service_changes = by_kind.get(SERVICE, [])
+    service = service_manager_for(connector, spec, layout, facts)
+    redefined = SERVICE_DEFINITION in by_kind
+    if redefined:
+        fleet.progress(spec.name, "installing the service definition")
+        service.install()
+        log.steps.append({"step": "service-definition"})
     if service_changes:
-        service = service_manager_for(connector, spec, layout, facts)
-        _run_service(fleet, service, spec, facts, service_changes[0], log)
+        _run_service(fleet, service, spec, facts, service_changes[0], log, redefined)
         fleet.progress(spec.name, "verifying and prewarming")
         result = verify(connector, spec, layout, options, prewarm=True)
         log.verify = {e["path"]: round(e.get("ms", 0.0), 1) for e in result["endpoints"]}
@@ -676,6 +682,7 @@ def _run_service(
     facts: Facts,
     change: Change,
     log: StepLog,
+    redefined: bool = False,
 ) -> None:
     process = facts.service.process
     ours = process is not None and process.alive
@@ -693,7 +700,10 @@ def _run_service(
                 hint="stop that program, or choose another `server.port` for this host",
                 details={"stopped": stopped},
             )
-    if change.action == "restart":
+    if change.action == "restart" and redefined:
+        fleet.progress(spec.name, "reloading the service")
+        service.reload()
+    elif change.action == "restart":
         fleet.progress(spec.name, "restarting the server")
         service.restart()
     else:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import plistlib
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -124,3 +125,66 @@ def server_config(spec: HostSpec, layout: Layout, hf_home: str) -> dict[str, Any
 def config_hash(config: dict[str, Any]) -> str:
     text = json.dumps({"argv": config["argv"], "env": config["env"]}, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def launchd_label(spec: HostSpec) -> str:
+    """Stable and documented: com.localai-provision.server.PORT, unless the site names one."""
+    return spec.launchd.label or f"com.localai-provision.server.{spec.server.port}"
+
+
+def launchd_plist_path(spec: HostSpec) -> str:
+    """Where the job's plist lives (a `~` is expanded on the host)."""
+    default = (
+        "/Library/LaunchDaemons" if spec.launchd.domain == "system" else "~/Library/LaunchAgents"
+    )
+    folder = (spec.launchd.plist_dir or default).rstrip("/")
+    return f"{folder}/{launchd_label(spec)}.plist"
+
+
+def launchd_job(spec: HostSpec) -> dict[str, str] | None:
+    """What the facts script needs to look the job up, when the host may run launchd."""
+    if spec.service not in ("auto", "launchd"):
+        return None
+    return {
+        "domain": spec.launchd.domain,
+        "label": launchd_label(spec),
+        "plist_path": launchd_plist_path(spec),
+    }
+
+
+def launchd_plist(
+    spec: HostSpec, layout: Layout, config: dict[str, Any], user: str, home: str
+) -> bytes:
+    """The job's property list. Every path is absolute (launchd expands no `~` or $HOME);
+    the environment is the server's, plus HOME and the configuration's hash (drift reads it
+    back from the running process)."""
+    env = {
+        "HOME": home,
+        "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
+        **config["env"],
+        "LOCALAI_CONFIG_HASH": config_hash(config),
+    }
+    job: dict[str, Any] = {
+        "Label": launchd_label(spec),
+        "ProgramArguments": list(config["argv"]),
+        "EnvironmentVariables": env,
+        # The server writes ./logs when it starts: a folder of its own, writable.
+        "WorkingDirectory": posixpath.join(layout.prefix, "work"),
+        "StandardOutPath": layout.server_log,
+        "StandardErrorPath": layout.server_log,
+        "RunAtLoad": True,
+        "KeepAlive": True,
+        "ThrottleInterval": 10,
+        # Interactive: no background throttling of CPU, I/O or timers for a server people use.
+        "ProcessType": "Interactive",
+    }
+    if spec.launchd.domain == "system":
+        job["UserName"] = user
+    return plistlib.dumps(job, sort_keys=True)
+
+
+def service_kind(spec: HostSpec, facts: Any) -> str:
+    """`auto` is launchd on macOS and a plain process elsewhere."""
+    if spec.service != "auto":
+        return spec.service
+    return "launchd" if facts.system.os == "macos" else "process"

@@ -18,7 +18,10 @@ from localai_provision.layout import (
     Layout,
     config_hash,
     expand_home,
+    launchd_label,
+    launchd_plist,
     server_config,
+    service_kind,
 )
 from localai_provision.lock import TOOLS, Lock, LockError
 from localai_provision.site.model import HostSpec, package_base_name
@@ -39,6 +42,7 @@ VENV = "venv"
 PACKAGE = "package"
 SERVER_CONFIG = "server-config"
 SHIM = "shim"
+SERVICE_DEFINITION = "service-definition"
 MODEL = "model"
 SERVICE = "service"
 
@@ -292,8 +296,31 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
 
     # 6. The service: started when stopped, restarted once when anything above changed or
     #    the running server is not the one the site describes.
+    definition_changed = False
+    job = facts.service.launchd
+    if service_kind(spec, facts) == "launchd":
+        wanted_plist = launchd_plist(
+            spec,
+            layout_for(facts),
+            server_config(spec, layout_for(facts), expand_home(spec.hf_home, facts.system.home)),
+            facts.system.user,
+            facts.system.home,
+        ).decode("utf-8")
+        actual_plist = job.plist if job else None
+        if actual_plist != wanted_plist:
+            add(
+                SERVICE_DEFINITION,
+                CREATE if actual_plist is None else UPDATE,
+                job.plist_path if job and actual_plist else None,
+                launchd_label(spec),
+                "the launchd job's plist "
+                + ("is not installed" if actual_plist is None else "differs from the site's"),
+            )
+            definition_changed = True
     process = facts.service.process
     running = facts.service.running and process is not None
+    if job is not None and not job.loaded:
+        running = False
     if not running:
         if facts.port_open:
             holders = [p for p in facts.service.server_processes]
@@ -302,6 +329,15 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
                 f"not running, and port {spec.server.port} is held by another program{who}; "
                 "apply will fail until it is stopped or `server.port` is changed"
             )
+        elif job is not None and job.crashed:
+            runs = job.runs or 0
+            how = "keeps exiting" if runs > 1 else "does not stay up"
+            reason = (
+                f"the launchd job {how}: it exited with code {job.last_exit_code} after "
+                f"{runs} run(s); see the server's log"
+            )
+        elif job is not None and not job.loaded:
+            reason = f"the launchd job {job.target} is not loaded"
         else:
             reason = "the server is not running"
         add(SERVICE, START, "stopped", "running", reason)
@@ -312,7 +348,7 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
             facts,
             rebuild_venv,
             package_changed or shim_changed,
-            config_changed,
+            config_changed or definition_changed,
             models_changed,
             process.config_hash,
             wanted_hash,

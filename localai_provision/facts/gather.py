@@ -11,7 +11,8 @@ from localai_provision.connectors.base import Connector
 from localai_provision.errors import CommandError, HostError
 from localai_provision.facts.model import Facts
 from localai_provision.facts.parse import FactsFormatError, parse_facts
-from localai_provision.site.model import HostSpec
+from localai_provision.layout import launchd_job
+from localai_provision.site.model import HostSpec, MacosSettings
 
 # Facts are cheap (tens of milliseconds on a host); a host that takes longer is in trouble.
 GATHER_TIMEOUT_S = 30.0
@@ -42,11 +43,15 @@ def facts_command(spec: HostSpec) -> str:
         "endpoints": list(dict.fromkeys(("/v1/models", *spec.verify.endpoints))),
         "models": [{"dir": m.cache_dir_name, "revision": m.revision} for m in spec.models],
         "timeout": HTTP_TIMEOUT_S,
+        "launchd": launchd_job(spec),
+        "macos_settings": spec.macos != MacosSettings(),
     }
     script = shell.quote(remote_script())
     arg = shell.quote(json.dumps(config, separators=(",", ":")))
     venv_python = shell.path_word(spec.prefix.rstrip("/") + "/venv/bin/python")
     return (
+        # `uname` the command, not the kernel call: it is what the host reports.
+        'LOCALAI_UNAME="$(uname -srm 2>/dev/null)"; export LOCALAI_UNAME; '
         f"p={shell.path_word(spec.python)}; "
         f'if command -v "$p" >/dev/null 2>&1; then exec "$p" -I -S -c {script} {arg}; fi; '
         f"for p in {venv_python} python3 /usr/bin/python3; do "

@@ -90,11 +90,36 @@ class ModelFacts:
 
 
 @dataclass(frozen=True)
+class LaunchdFacts:
+    target: str  # DOMAIN/LABEL, e.g. system/com.localai-provision.server.10240
+    loaded: bool  # `launchctl print` knows the job
+    state: str | None  # "running", "not running", ...
+    pid: int | None
+    runs: int | None
+    last_exit_code: int | None  # None: never exited
+    plist_path: str
+    plist: str | None  # the plist on disk, as text
+
+    @property
+    def crashed(self) -> bool:
+        """The job's process exited with an error and is not running (launchd restarts a
+        KeepAlive job, no sooner than its ThrottleInterval)."""
+        return self.state != "running" and self.last_exit_code not in (None, 0)
+
+
+@dataclass(frozen=True)
+class MacosFacts:
+    pmset: dict[str, str]  # `pmset -g` settings: sleep, disksleep, autorestart, ...
+    wired_limit_mb: int | None
+
+
+@dataclass(frozen=True)
 class ServiceFacts:
     kind: str
     pid: int | None  # from the pid file
     process: ProcessFacts | None
     server_processes: tuple[ServerProcess, ...]  # every mlx-omni-server of the host's user
+    launchd: LaunchdFacts | None = None
 
     @property
     def running(self) -> bool:
@@ -122,6 +147,7 @@ class Facts:
     disk_free_bytes: int | None
     script_ms: float
     errors: dict[str, str] = field(default_factory=dict)
+    macos: MacosFacts | None = None
 
     def endpoint(self, path: str) -> EndpointFacts | None:
         return next((e for e in self.endpoints if e.path == path), None)

@@ -17,6 +17,8 @@ from typing import Any
 from localai_provision.facts.model import (
     EndpointFacts,
     Facts,
+    LaunchdFacts,
+    MacosFacts,
     ModelFacts,
     ProcessFacts,
     PythonFacts,
@@ -102,6 +104,61 @@ def parse_sw_vers(text: str) -> dict[str, str]:
         key, sep, value = line.partition(":")
         if sep:
             values[key.strip()] = value.strip()
+    return values
+
+
+def parse_launchctl_print(text: str | None) -> dict[str, str]:
+    """The top-level `key = value` lines of `launchctl print DOMAIN/LABEL` (state, pid,
+    runs, last exit code, path, ...). Nested blocks (arguments, environment) are skipped."""
+    values: dict[str, str] = {}
+    depth = 0
+    for line in (text or "").splitlines():
+        stripped = line.strip()
+        if stripped.endswith("{"):
+            depth += 1
+            continue
+        if stripped == "}":
+            depth -= 1
+            continue
+        if depth == 1 and " = " in stripped:
+            key, _, value = stripped.partition(" = ")
+            values[key.strip()] = value.strip()
+    return values
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def parse_launchd(raw: dict[str, Any] | None) -> LaunchdFacts | None:
+    if not raw:
+        return None
+    values = parse_launchctl_print(raw.get("print"))
+    loaded = raw.get("print_status") == 0
+    return LaunchdFacts(
+        target=str(raw.get("target", "")),
+        loaded=loaded,
+        state=values.get("state") if loaded else None,
+        pid=_int_or_none(values.get("pid")),
+        runs=_int_or_none(values.get("runs")),
+        last_exit_code=_int_or_none(values.get("last exit code")),
+        plist_path=str(raw.get("plist_path", "")),
+        plist=raw.get("plist"),
+    )
+
+
+def parse_pmset(text: str | None) -> dict[str, str]:
+    """`pmset -g`: ` sleep                 1` lines (the headings are skipped)."""
+    values: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        if not line.startswith(" "):
+            continue
+        parts = line.split()
+        if len(parts) >= 2:
+            values[parts[0]] = parts[1]
     return values
 
 
@@ -283,7 +340,10 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
     sys_raw = doc.get("system") or {}
     sysname = str(sys_raw.get("sysname", ""))
     if sysname == "Darwin":
-        os_name, os_version = "macos", parse_macos_version(sys_raw.get("system_version_plist"))
+        os_name = "macos"
+        os_version = parse_sw_vers(sys_raw.get("sw_vers") or "").get(
+            "ProductVersion"
+        ) or parse_macos_version(sys_raw.get("system_version_plist"))
     else:
         os_name, os_version = sysname.lower(), parse_os_release(sys_raw.get("os_release"))
     system = SystemFacts(
@@ -324,6 +384,16 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         pid=int(pid_text) if pid_text.isdigit() else None,
         process=parse_process(svc_raw.get("process")),
         server_processes=parse_server_processes(svc_raw.get("server_processes")),
+        launchd=parse_launchd(doc.get("launchd")),
+    )
+    mac_raw = doc.get("macos_settings")
+    macos = (
+        MacosFacts(
+            pmset=parse_pmset(mac_raw.get("pmset")),
+            wired_limit_mb=_int_or_none(mac_raw.get("wired_limit_mb")),
+        )
+        if isinstance(mac_raw, dict)
+        else None
     )
     by_dir = {m.get("dir"): m for m in doc.get("models") or [] if isinstance(m, dict)}
     prefix = doc.get("prefix") or {}
@@ -348,4 +418,5 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         disk_free_bytes=disk.get("free_bytes"),
         script_ms=float(doc.get("elapsed_ms", 0.0)),
         errors=errors,
+        macos=macos,
     )

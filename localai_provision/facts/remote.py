@@ -35,24 +35,68 @@ def listdir(path):
         return None
 
 
+def run(argv, timeout=10):
+    """(exit status, stdout, stderr) of a command; (None, "", error) if it cannot run."""
+    try:
+        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, "", str(exc)
+    return (
+        done.returncode,
+        done.stdout.decode("utf-8", "replace"),
+        done.stderr.decode("utf-8", "replace"),
+    )
+
+
 def system_section():
     u = os.uname()
+    # The shell wrapper passes `uname -srm`: the command, not the kernel call, is what a
+    # host reports (and what a test host's stand-in can answer).
+    reported = os.environ.get("LOCALAI_UNAME", "").split()
+    sysname, release, machine = (reported + [u.sysname, u.release, u.machine][len(reported) :])[:3]
     info = {
-        "sysname": u.sysname,
-        "release": u.release,
-        "machine": u.machine,
+        "sysname": sysname,
+        "release": release,
+        "machine": machine,
         "nodename": u.nodename,
         "uid": os.getuid(),
         "home": os.path.expanduser("~"),
         "user": pwd.getpwuid(os.getuid()).pw_name,
         "time": time.time(),
     }
-    if u.sysname == "Darwin":
+    if sysname == "Darwin":
+        status, out, _ = run(["sw_vers"])
+        info["sw_vers"] = out if status == 0 else None
         info["system_version_plist"] = read_text("/System/Library/CoreServices/SystemVersion.plist")
     else:
         info["os_release"] = read_text("/etc/os-release")
         info["portaudio"] = portaudio_present()
     return info
+
+
+def launchd_section(cfg):
+    """`launchctl print DOMAIN/LABEL` and the job's plist as it is on disk."""
+    job = cfg["launchd"]
+    domain = "system" if job["domain"] == "system" else "gui/%d" % os.getuid()
+    status, out, err = run(["launchctl", "print", "%s/%s" % (domain, job["label"])])
+    plist_path = os.path.expanduser(job["plist_path"])
+    return {
+        "target": "%s/%s" % (domain, job["label"]),
+        "print_status": status,
+        "print": out if status == 0 else None,
+        "print_error": err.strip()[-500:] if status else None,
+        "plist_path": plist_path,
+        "plist": read_text(plist_path),
+    }
+
+
+def macos_settings_section():
+    status, pm, _ = run(["pmset", "-g"])
+    wired_status, wired, _ = run(["sysctl", "-n", "iogpu.wired_limit_mb"])
+    return {
+        "pmset": pm if status == 0 else None,
+        "wired_limit_mb": wired.strip() if wired_status == 0 else None,
+    }
 
 
 def python_section(cfg):
@@ -198,10 +242,16 @@ def server_processes(uid):
         return None
 
 
-def service_section(cfg, prefix):
+def service_section(cfg, prefix, launchd):
     pid_text = read_text(os.path.join(prefix, "run", "server.pid"))
     pid = None
-    if pid_text and pid_text.strip().isdigit():
+    if launchd and launchd.get("print"):
+        # The job's pid is launchd's to tell (`pid = N` in the print block).
+        for line in launchd["print"].splitlines():
+            key, _, value = line.strip().partition(" = ")
+            if key == "pid" and value.strip().isdigit():
+                pid = int(value.strip())
+    elif pid_text and pid_text.strip().isdigit():
         pid = int(pid_text.strip())
     process = None
     if pid:
@@ -309,7 +359,14 @@ def main():
     out["server_config"] = read_text(os.path.join(prefix, "server.json"))
     out["state"] = read_text(os.path.join(prefix, "state.json"))
     out["lock"] = read_text(os.path.join(prefix, "lock", "owner.json"), 4096)
-    section("service", service_section, cfg, prefix)
+    is_mac = out.get("system", {}).get("sysname") == "Darwin"
+    if cfg.get("launchd") and (
+        cfg["service"] == "launchd" or (cfg["service"] == "auto" and is_mac)
+    ):
+        section("launchd", launchd_section, cfg)
+    if cfg.get("macos_settings") and is_mac:
+        section("macos_settings", macos_settings_section)
+    section("service", service_section, cfg, prefix, out.get("launchd"))
     host = cfg["server_host"]
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"

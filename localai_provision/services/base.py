@@ -11,7 +11,7 @@ from localai_provision import scripts, shell
 from localai_provision.connectors.base import Connector
 from localai_provision.errors import CommandError
 from localai_provision.facts.model import Facts
-from localai_provision.layout import Layout
+from localai_provision.layout import Layout, service_kind
 from localai_provision.site.model import HostSpec
 
 STOP_TIMEOUT_S = 15.0
@@ -34,6 +34,13 @@ class ServiceManager(abc.ABC):
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def install(self) -> None:  # noqa: B027 - a no-op by default, on purpose
+        """Write the service's definition (launchd's plist); nothing for a plain process."""
+
+    def reload(self) -> None:
+        """Restart with a changed definition."""
+        self.restart()
 
     def run_script(self, step: str, name: str, *args: str, timeout: float = 60.0) -> str:
         """Run one of localai_provision/scripts with the venv's Python; stdout on success."""
@@ -77,18 +84,16 @@ class ProcessService(ServiceManager):
         return result
 
 
-def resolve_kind(spec: HostSpec, facts: Facts) -> str:
-    if spec.service != "auto":
-        return spec.service
-    return "launchd" if facts.system.os == "macos" else "process"
-
-
 def service_manager_for(
     connector: Connector, spec: HostSpec, layout: Layout, facts: Facts
 ) -> ServiceManager:
-    kind = resolve_kind(spec, facts)
+    kind = service_kind(spec, facts)
     if kind == "process":
         return ProcessService(connector, spec, layout)
+    if kind == "launchd":
+        from localai_provision.services.launchd import LaunchdService
+
+        return LaunchdService(connector, spec, layout, facts)
     raise CommandError(
         host=spec.name,
         step="service",

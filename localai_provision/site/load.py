@@ -17,7 +17,9 @@ from localai_provision.errors import Problem, SiteError
 from localai_provision.site.model import (
     DEFAULT_ENDPOINTS,
     HostSpec,
+    LaunchdSettings,
     LinuxSettings,
+    MacosSettings,
     ModelSpec,
     PackageIndex,
     ServerSettings,
@@ -295,6 +297,8 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         installer=s.get("installer", "auto"),
         offline=bool(s.get("offline", False)),
         lock=_controller_path(s["lock"], base_dir) if s.get("lock") else None,
+        launchd=LaunchdSettings(**s.get("launchd", {})),
+        macos=MacosSettings(**s.get("macos", {})),
         linux=LinuxSettings(
             torch=str(s.get("linux", {}).get("torch", LinuxSettings.torch)).removeprefix("=="),
             shim=bool(s.get("linux", {}).get("shim", True)),

@@ -64,6 +64,22 @@ class LinuxSettings:
 
 
 @dataclass(frozen=True)
+class LaunchdSettings:
+    # `system`: a LaunchDaemon, runs at boot with no one logged in (a Mac mini that rebooted
+    # for an update waits at the login window). `user`: a LaunchAgent, only while logged in.
+    domain: str = "system"
+    label: str | None = None  # default: com.localai-provision.server.PORT
+    plist_dir: str | None = None  # default: /Library/LaunchDaemons or ~/Library/LaunchAgents
+
+
+@dataclass(frozen=True)
+class MacosSettings:
+    never_sleep: bool | None = None  # None: leave the Mac's setting alone
+    restart_after_power_failure: bool | None = None
+    gpu_wired_limit_mb: int | None = None
+
+
+@dataclass(frozen=True)
 class VerifySettings:
     endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS
     timeout_s: float = 60.0
@@ -90,6 +106,8 @@ class HostSpec:
     # Stem of the lock files, e.g. /site/locks/omni -> omni.macos-arm64.txt; None: pins only.
     lock: str | None = None
     linux: LinuxSettings = field(default_factory=LinuxSettings)
+    launchd: LaunchdSettings = field(default_factory=LaunchdSettings)
+    macos: MacosSettings = field(default_factory=MacosSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     # Canonical distribution name (with extras) -> exact version, without "==".
     packages: dict[str, str] = field(default_factory=dict)

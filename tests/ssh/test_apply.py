@@ -13,7 +13,6 @@ import pwd
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -401,22 +400,16 @@ def test_a_locked_set_is_synced_exactly(lab: Lab, model_source: Path) -> None:
 
     # Something the lock does not name appears in the venv: drift names it, apply removes it.
     venv_python = host.home / ".localai" / "venv" / "bin" / "python"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(venv_python),
-            "install",
-            "-q",
-            "--no-index",
-            "--find-links",
-            str(lab.wheelhouse),
-            "--no-deps",
-            "mlx==0.29.3",
-        ],
-        check=True,
+    hostprep.root_pip(
+        "--python",
+        str(venv_python),
+        "install",
+        "-q",
+        "--no-index",
+        "--find-links",
+        str(lab.wheelhouse),
+        "--no-deps",
+        "mlx==0.29.3",
     )
     hostprep.chown_tree(host.home / ".localai", host.user)
     code, drift = lab.drift_json(site)

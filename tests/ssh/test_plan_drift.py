@@ -54,7 +54,7 @@ def test_in_sync_host_costs_one_connection_and_one_command(lab: Lab) -> None:
 
 def _pip(host: TestHost, *args: str) -> None:
     venv = host.home / ".localai" / "venv" / "bin" / "python"
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv), *args, "-q"], check=True)
+    hostprep.root_pip("--python", str(venv), *args, "-q")
     hostprep.chown_tree(host.home / ".localai", host.user)
 
 

@@ -68,6 +68,17 @@ def chown_tree(path: Path, user: str) -> None:
     os.lchown(path, entry.pw_uid, entry.pw_gid)
 
 
+def root_pip(*args: str) -> None:
+    """Root's pip, without root's own configuration (/opt/wheels, local indexes): those would
+    pull real packages, the real torch among them, instead of the wheelhouse's stand-ins."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    subprocess.run(
+        [sys.executable, "-m", "pip", *args], check=True, capture_output=True, text=True, env=env
+    )
+
+
 def make_venv(fleet: SSHFleet, host: TestHost, packages: dict[str, str], wheelhouse: Path) -> Path:
     prefix, _ = host_paths(host)
     venv = prefix / "venv"
@@ -75,24 +86,16 @@ def make_venv(fleet: SSHFleet, host: TestHost, packages: dict[str, str], wheelho
     fleet.run_as(host, [SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)])
     fleet.run_as(host, ["touch", str(venv / ".localai-complete")])
     if packages:
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "--python",
-                str(venv / "bin" / "python"),
-                "install",
-                "-q",
-                "--no-index",
-                "--find-links",
-                str(wheelhouse),
-                "--no-deps",
-                *[f"{k}=={v}" for k, v in packages.items()],
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+        root_pip(
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "--no-deps",
+            *[f"{k}=={v}" for k, v in packages.items()],
         )
         chown_tree(venv, host.user)
     return venv

@@ -373,6 +373,9 @@ class SSHFleet:
                     "LogLevel VERBOSE",
                     # fabric's put()/get() need SFTP; internal-sftp needs no helper binary.
                     "Subsystem sftp internal-sftp",
+                    # Lets a test give one host its own PATH (~/.ssh/environment): the macOS
+                    # stand-ins (tests/support/macos.py) are found first that way.
+                    "PermitUserEnvironment yes",
                     "",
                 ]
             )

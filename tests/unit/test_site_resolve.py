@@ -212,3 +212,16 @@ def test_every_accepted_file_resolves(data: dict[str, object]) -> None:
         assert host.to_dict()["name"] == host.name
         assert all("==" not in v for v in host.packages.values())
         assert len({m.id for m in host.models}) == len(host.models)
+
+
+def test_schema_has_no_repeated_keys() -> None:
+    import json
+
+    def refuse_repeats(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), f"repeated keys: {keys}"
+        return dict(pairs)
+
+    json.loads(
+        (REPO / "schemas" / "site.schema.json").read_text(), object_pairs_hook=refuse_repeats
+    )
