@@ -37,6 +37,7 @@ from localai_provision.lock import Lock, lock_for
 from localai_provision.plan import (
     FAIL,
     LOCK,
+    MACOS,
     MODEL,
     PACKAGE,
     PYTHON,
@@ -55,6 +56,7 @@ from localai_provision.plan import (
     shim_pth,
 )
 from localai_provision.services.base import ServiceManager, service_manager_for
+from localai_provision.services.launchd import LaunchdService
 from localai_provision.site.model import HostSpec, ModelSpec
 
 # Apply statuses.
@@ -655,6 +657,10 @@ def execute(
             log.steps.append(
                 {"step": "models", **download_model(connector, spec, layout, facts, model)}
             )
+    if MACOS in by_kind:
+        fleet.progress(spec.name, "Mac settings")
+        LaunchdService(connector, spec, layout, facts).apply_macos_settings(by_kind[MACOS])
+        log.steps.append({"step": "macos", "settings": [c.name for c in by_kind[MACOS]]})
     service_changes = by_kind.get(SERVICE, [])
     service = service_manager_for(connector, spec, layout, facts)
     redefined = SERVICE_DEFINITION in by_kind

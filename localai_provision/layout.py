@@ -188,3 +188,21 @@ def service_kind(spec: HostSpec, facts: Any) -> str:
     if spec.service != "auto":
         return spec.service
     return "launchd" if facts.system.os == "macos" else "process"
+
+
+WIRED_LIMIT_LABEL = "com.localai-provision.wired-limit"
+
+
+def wired_limit_plist_path(spec: HostSpec) -> str:
+    """The boot-time daemon that sets iogpu.wired_limit_mb again (it resets at reboot)."""
+    folder = (spec.launchd.plist_dir or "/Library/LaunchDaemons").rstrip("/")
+    return f"{folder}/{WIRED_LIMIT_LABEL}.plist"
+
+
+def wired_limit_plist(limit_mb: int) -> bytes:
+    job = {
+        "Label": WIRED_LIMIT_LABEL,
+        "ProgramArguments": ["/usr/sbin/sysctl", f"iogpu.wired_limit_mb={limit_mb}"],
+        "RunAtLoad": True,
+    }
+    return plistlib.dumps(job, sort_keys=True)

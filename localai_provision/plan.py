@@ -11,10 +11,11 @@ import hashlib
 from dataclasses import dataclass
 
 from localai_provision import scripts
-from localai_provision.facts.model import Facts
+from localai_provision.facts.model import Facts, MacosFacts
 from localai_provision.layout import (
     SERVER_PACKAGE,
     SHIM_MODULE,
+    WIRED_LIMIT_LABEL,
     Layout,
     config_hash,
     expand_home,
@@ -22,9 +23,10 @@ from localai_provision.layout import (
     launchd_plist,
     server_config,
     service_kind,
+    wired_limit_plist,
 )
 from localai_provision.lock import TOOLS, Lock, LockError
-from localai_provision.site.model import HostSpec, package_base_name
+from localai_provision.site.model import HostSpec, MacosSettings, package_base_name
 
 # Actions, in the order apply carries them out.
 CREATE = "create"
@@ -43,6 +45,7 @@ PACKAGE = "package"
 SERVER_CONFIG = "server-config"
 SHIM = "shim"
 SERVICE_DEFINITION = "service-definition"
+MACOS = "macos"
 MODEL = "model"
 SERVICE = "service"
 
@@ -294,6 +297,9 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
             )
             models_changed = True
 
+    # Mac settings for a headless inference host (only those the site names).
+    changes += macos_changes(spec, facts)
+
     # 6. The service: started when stopped, restarted once when anything above changed or
     #    the running server is not the one the site describes.
     definition_changed = False
@@ -355,6 +361,56 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
         )
         if restart:
             add(SERVICE, RESTART, f"pid {process.pid}", "running", restart)
+    return changes
+
+
+def macos_changes(spec: HostSpec, facts: Facts) -> list[Change]:
+    """pmset and sysctl settings, each a fact compared with the site. Resources are
+    `macos NAME`; `after` holds the value apply sets."""
+    wanted = spec.macos
+    if facts.system.os != "macos" or wanted == MacosSettings():
+        return []
+    found = facts.macos or MacosFacts(pmset={}, wired_limit_mb=None)
+    changes = []
+
+    def add(name: str, before: str | None, after: str, reason: str) -> None:
+        changes.append(Change(spec.name, f"{MACOS} {name}", UPDATE, before, after, reason))
+
+    if wanted.never_sleep and (found.pmset.get("sleep"), found.pmset.get("disksleep")) != (
+        "0",
+        "0",
+    ):
+        add(
+            "never_sleep",
+            f"sleep {found.pmset.get('sleep')}",
+            "0",
+            "the Mac may sleep (pmset sleep/disksleep are not 0): a sleeping host serves nothing",
+        )
+    if wanted.restart_after_power_failure is not None:
+        value = "1" if wanted.restart_after_power_failure else "0"
+        if found.pmset.get("autorestart") != value:
+            add(
+                "restart_after_power_failure",
+                found.pmset.get("autorestart"),
+                value,
+                f"pmset autorestart is {found.pmset.get('autorestart')}, {value} wanted",
+            )
+    limit = wanted.gpu_wired_limit_mb
+    if limit is not None:
+        if found.wired_limit_mb != limit:
+            add(
+                "gpu_wired_limit_mb",
+                str(found.wired_limit_mb),
+                str(limit),
+                f"iogpu.wired_limit_mb is {found.wired_limit_mb}, {limit} wanted",
+            )
+        if found.boot_plist != wired_limit_plist(limit).decode("utf-8"):
+            add(
+                "gpu_wired_limit_at_boot",
+                None,
+                str(limit),
+                f"the limit resets at reboot: a boot daemon sets it again ({WIRED_LIMIT_LABEL})",
+            )
     return changes
 
 

@@ -11,7 +11,7 @@ from localai_provision.connectors.base import Connector
 from localai_provision.errors import CommandError, HostError
 from localai_provision.facts.model import Facts
 from localai_provision.facts.parse import FactsFormatError, parse_facts
-from localai_provision.layout import launchd_job
+from localai_provision.layout import launchd_job, wired_limit_plist_path
 from localai_provision.site.model import HostSpec, MacosSettings
 
 # Facts are cheap (tens of milliseconds on a host); a host that takes longer is in trouble.
@@ -44,7 +44,9 @@ def facts_command(spec: HostSpec) -> str:
         "models": [{"dir": m.cache_dir_name, "revision": m.revision} for m in spec.models],
         "timeout": HTTP_TIMEOUT_S,
         "launchd": launchd_job(spec),
-        "macos_settings": spec.macos != MacosSettings(),
+        "macos_settings": {"boot_plist": wired_limit_plist_path(spec)}
+        if spec.macos != MacosSettings()
+        else None,
     }
     script = shell.quote(remote_script())
     arg = shell.quote(json.dumps(config, separators=(",", ":")))

@@ -111,6 +111,7 @@ class LaunchdFacts:
 class MacosFacts:
     pmset: dict[str, str]  # `pmset -g` settings: sleep, disksleep, autorestart, ...
     wired_limit_mb: int | None
+    boot_plist: str | None = None  # the daemon that reapplies the wired limit at boot
 
 
 @dataclass(frozen=True)

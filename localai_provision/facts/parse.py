@@ -391,6 +391,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         MacosFacts(
             pmset=parse_pmset(mac_raw.get("pmset")),
             wired_limit_mb=_int_or_none(mac_raw.get("wired_limit_mb")),
+            boot_plist=mac_raw.get("boot_plist"),
         )
         if isinstance(mac_raw, dict)
         else None

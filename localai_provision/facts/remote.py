@@ -90,12 +90,13 @@ def launchd_section(cfg):
     }
 
 
-def macos_settings_section():
+def macos_settings_section(cfg):
     status, pm, _ = run(["pmset", "-g"])
     wired_status, wired, _ = run(["sysctl", "-n", "iogpu.wired_limit_mb"])
     return {
         "pmset": pm if status == 0 else None,
         "wired_limit_mb": wired.strip() if wired_status == 0 else None,
+        "boot_plist": read_text(os.path.expanduser(cfg["macos_settings"]["boot_plist"])),
     }
 
 
@@ -365,7 +366,7 @@ def main():
     ):
         section("launchd", launchd_section, cfg)
     if cfg.get("macos_settings") and is_mac:
-        section("macos_settings", macos_settings_section)
+        section("macos_settings", macos_settings_section, cfg)
     section("service", service_section, cfg, prefix, out.get("launchd"))
     host = cfg["server_host"]
     if host in ("0.0.0.0", "::", ""):

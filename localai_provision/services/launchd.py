@@ -20,13 +20,17 @@ from localai_provision.connectors.base import CommandResult, Connector
 from localai_provision.errors import CommandError, HostError
 from localai_provision.facts.model import Facts
 from localai_provision.layout import (
+    WIRED_LIMIT_LABEL,
     Layout,
     expand_home,
     launchd_label,
     launchd_plist,
     launchd_plist_path,
     server_config,
+    wired_limit_plist,
+    wired_limit_plist_path,
 )
+from localai_provision.plan import Change
 from localai_provision.services.base import ServiceManager
 from localai_provision.site.model import HostSpec
 
@@ -93,10 +97,13 @@ class LaunchdService(ServiceManager):
         )
 
     def install(self) -> None:
-        """Write the plist: temporary file, `plutil -lint`, owner and mode, rename."""
-        staged = posixpath.join(self.layout.run_dir, f"{self.label}.plist")
+        self.install_plist(self.plist_path, self.label, self.plist())
+
+    def install_plist(self, path: str, label: str, data: bytes) -> None:
+        """Write a plist: temporary file, `plutil -lint`, owner and mode, rename in place."""
+        staged = posixpath.join(self.layout.run_dir, f"{label}.plist")
         self._run(shell.join(["mkdir", "-p", self.layout.run_dir]))
-        self.connector.put(self.plist(), staged, mode=0o644)
+        self.connector.put(data, staged, mode=0o644)
         lint = self.connector.run(shell.join(["plutil", "-lint", staged]))
         if not lint.ok:
             raise CommandError(
@@ -107,17 +114,36 @@ class LaunchdService(ServiceManager):
                 exit_status=lint.exit_status,
                 output_tail=lint.tail(),
             )
-        folder = posixpath.dirname(self.plist_path)
-        temporary = posixpath.join(folder, f".{self.label}.plist.tmp")
+        folder = posixpath.dirname(path)
+        temporary = posixpath.join(folder, f".{label}.plist.tmp")
         steps = [
             self._root(["mkdir", "-p", folder]),
             self._root(["cp", staged, temporary]),
             self._root(["chmod", "644", temporary]),
         ]
-        if self.system:
+        if self.system or folder.startswith("/Library/"):
             steps.append(self._root(["chown", "root:wheel", temporary]))
-        steps.append(self._root(["mv", temporary, self.plist_path]))
+        steps.append(self._root(["mv", temporary, path]))
         self._run(" && ".join(steps))
+
+    def apply_macos_settings(self, changes: list[Change]) -> None:
+        """pmset and sysctl need root whatever the job's domain."""
+        for change in changes:
+            name = change.name
+            if name == "never_sleep":
+                argv = ["pmset", "-a", "sleep", "0", "disksleep", "0"]
+            elif name == "restart_after_power_failure":
+                argv = ["pmset", "-a", "autorestart", str(change.after)]
+            elif name == "gpu_wired_limit_mb":
+                argv = ["sysctl", f"iogpu.wired_limit_mb={change.after}"]
+            elif name == "gpu_wired_limit_at_boot":
+                limit = int(str(change.after))
+                path = expand_home(wired_limit_plist_path(self.spec), self.facts.system.home)
+                self.install_plist(path, WIRED_LIMIT_LABEL, wired_limit_plist(limit))
+                continue
+            else:
+                continue
+            self._run("sudo -n " + shell.join(argv), step="macos")
 
     # --- the job's state --------------------------------------------------------------------
 

@@ -201,3 +201,45 @@ def test_a_launch_agent_in_the_user_domain(lab: Lab, mac: TestHost, model_source
     code, out, _ = lab.cli("stop", str(site))
     assert code == 0 and "stopped" in out
     assert label(lab, mac) not in jobs(mac) or jobs(mac)[label(lab, mac)].get("gone_at")
+
+
+def test_mac_settings_for_a_headless_host(lab: Lab, mac: TestHost, model_source: Path) -> None:
+    site = mac_site(
+        lab,
+        mac,
+        model_source,
+        macos={
+            "never_sleep": True,
+            "restart_after_power_failure": True,
+            "gpu_wired_limit_mb": 12288,
+        },
+    )
+    code, out, _ = lab.cli("plan", str(site), "--json")
+    [host] = json.loads(out)["hosts"]
+    settings = {
+        c["resource"]: c["after"] for c in host["changes"] if c["resource"].startswith("macos")
+    }
+    assert settings == {
+        "macos never_sleep": "0",
+        "macos restart_after_power_failure": "1",
+        "macos gpu_wired_limit_mb": "12288",
+        "macos gpu_wired_limit_at_boot": "12288",
+    }
+    code, result = lab.json("apply", site)
+    assert code == 0, result
+    state = json.loads((mac.home / ".macstandin" / "settings.json").read_text())
+    assert (state["sleep"], state["disksleep"], state["autorestart"]) == ("0", "0", "1")
+    assert state["iogpu.wired_limit_mb"] == "12288"
+    boot = mac.home / "fake-root/Library/LaunchDaemons/com.localai-provision.wired-limit.plist"
+    assert plistlib.loads(boot.read_bytes())["ProgramArguments"] == [
+        "/usr/sbin/sysctl",
+        "iogpu.wired_limit_mb=12288",
+    ]
+    assert lab.drift_json(site)[0] == 0
+
+    # A reboot resets the sysctl (the boot daemon would set it again): drift names it alone.
+    state["iogpu.wired_limit_mb"] = "0"
+    (mac.home / ".macstandin" / "settings.json").write_text(json.dumps(state))
+    code, drift = lab.drift_json(site)
+    assert code == 2
+    assert [d["resource"] for d in drift[mac.name]["differences"]] == ["macos gpu_wired_limit_mb"]

@@ -273,3 +273,34 @@ def test_what_counts_as_a_server_process(command: str, expected: bool) -> None:
     from localai_provision.facts.parse import is_server_command
 
     assert is_server_command(command) is expected
+
+
+def test_launchctl_print_block_as_apple_documents_it() -> None:
+    from localai_provision.facts.parse import parse_launchctl_print, parse_launchd
+
+    text = (MACOS / "launchctl-print.txt").read_text()
+    values = parse_launchctl_print(text)
+    assert values["state"] == "running" and values["pid"] == "4821"
+    assert values["runs"] == "3" and values["last exit code"] == "1"
+    assert "HOME" not in values  # nested environment blocks are not top-level keys
+    job = parse_launchd(
+        {
+            "target": "system/x",
+            "print_status": 0,
+            "print": text,
+            "plist_path": "/Library/LaunchDaemons/x.plist",
+            "plist": None,
+        }
+    )
+    assert job is not None and job.loaded and job.pid == 4821 and not job.crashed
+    gone = parse_launchd(
+        {"target": "system/x", "print_status": 113, "print": None, "plist_path": "p", "plist": None}
+    )
+    assert gone is not None and not gone.loaded
+
+
+def test_pmset_output() -> None:
+    from localai_provision.facts.parse import parse_pmset
+
+    values = parse_pmset((MACOS / "pmset-g.txt").read_text())
+    assert values["autorestart"] == "1" and values["sleep"] == "1" and values["disksleep"] == "10"
