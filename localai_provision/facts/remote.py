@@ -13,7 +13,6 @@ import json
 import os
 import pwd
 import socket
-import subprocess
 import sys
 import time
 
@@ -37,6 +36,8 @@ def listdir(path):
 
 def run(argv, timeout=10):
     """(exit status, stdout, stderr) of a command; (None, "", error) if it cannot run."""
+    import subprocess  # only where a command is needed (macOS): 3 ms per host otherwise
+
     try:
         done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -196,6 +197,8 @@ def linux_process(pid):
 
 
 def darwin_process(pid):
+    import subprocess
+
     try:
         out = subprocess.run(
             ["/bin/ps", "-wwE", "-p", str(pid), "-o", "etime=,command="],
@@ -232,6 +235,8 @@ def server_processes(uid):
             if "mlx-omni-server" in cmd or "mlx_omni_server" in cmd:
                 lines.append(f"{name} {cmd}")
         return "\n".join(lines)
+    import subprocess
+
     try:
         return subprocess.run(
             ["/bin/ps", "-x", "-ww", "-o", "pid=,command=", "-U", str(uid)],
