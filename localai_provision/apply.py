@@ -233,20 +233,6 @@ def build_venv(connector: Connector, spec: HostSpec, facts: Facts, layout: Layou
         )
 
 
-def index_options(spec: HostSpec) -> list[str]:
-    index = spec.package_index
-    options: list[str] = []
-    if index.no_index:
-        options.append("--no-index")
-    if index.index_url:
-        options += ["--index-url", index.index_url]
-    for url in index.extra_index_urls:
-        options += ["--extra-index-url", url]
-    for link in index.find_links:
-        options += ["--find-links", link]
-    return options
-
-
 def ensure_uv(connector: Connector, spec: HostSpec, layout: Layout, log: StepLog) -> bool:
     """Make uv available under prefix/tools (from the site's package index, with the venv's
     pip). False, with a warning, when it cannot be had and the site allows pip instead."""
@@ -264,7 +250,7 @@ def ensure_uv(connector: Connector, spec: HostSpec, layout: Layout, log: StepLog
         "--target",
         layout.tools,
         "--upgrade",
-        *index_options(spec),
+        *spec.package_index.arguments(),
         "uv",
     ]
     command = shell.join(argv)
@@ -312,7 +298,7 @@ def install_packages(
                     "--python",
                     layout.venv_python,
                     "--require-hashes",
-                    *index_options(spec),
+                    *spec.package_index.arguments(),
                     target,
                 ]
             ]
@@ -324,7 +310,7 @@ def install_packages(
                     *quiet,
                     "--require-hashes",
                     "--no-deps",
-                    *index_options(spec),
+                    *spec.package_index.arguments(),
                     "-r",
                     target,
                 ]
@@ -343,12 +329,12 @@ def install_packages(
                     "install",
                     "--python",
                     layout.venv_python,
-                    *index_options(spec),
+                    *spec.package_index.arguments(),
                     *pins,
                 ]
             ]
         else:
-            steps = [[*pip, "install", *quiet, *index_options(spec), *pins]]
+            steps = [[*pip, "install", *quiet, *spec.package_index.arguments(), *pins]]
         what = ", ".join(pins)
     for argv in steps:
         _run_step(

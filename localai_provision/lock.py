@@ -124,20 +124,6 @@ def requirements(spec: HostSpec, platform: str) -> list[str]:
     return lines
 
 
-def index_arguments(spec: HostSpec) -> list[str]:
-    index = spec.package_index
-    args: list[str] = []
-    if index.no_index:
-        args.append("--no-index")
-    if index.index_url:
-        args += ["--index-url", index.index_url]
-    for url in index.extra_index_urls:
-        args += ["--extra-index-url", url]
-    for link in index.find_links:
-        args += ["--find-links", link]
-    return args
-
-
 def uv_binary() -> str:
     try:
         from uv import find_uv_bin
@@ -173,7 +159,7 @@ def compile_lock(spec: HostSpec, platform: str, python_version: str) -> Path:
             "--no-header",
             "--output-file",
             str(out),
-            *index_arguments(spec),
+            *spec.package_index.arguments(),
         ]
         try:
             result = subprocess.run(

@@ -39,6 +39,17 @@ class PackageIndex:
     find_links: tuple[str, ...] = ()
     no_index: bool = False
 
+    def arguments(self) -> list[str]:
+        """The same options for pip, `uv pip install|sync` and `uv pip compile`."""
+        options: list[str] = ["--no-index"] if self.no_index else []
+        if self.index_url:
+            options += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            options += ["--extra-index-url", url]
+        for link in self.find_links:
+            options += ["--find-links", link]
+        return options
+
 
 @dataclass(frozen=True)
 class ModelSpec:
