@@ -169,6 +169,14 @@ def _translate(doc: Document, error: ValidationError) -> list[Problem]:
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted_list)
         got = "null" if value is None else f"{_json_type(value)} {_show(value)}"
         return [doc.problem(path, f"expected {words}, got {got}")]
+    if kind == "enum" and isinstance(value, bool) and ("off" in expected or "on" in expected):
+        word = "off" if not value else "on"
+        return [
+            doc.problem(
+                path,
+                f'YAML reads an unquoted {word} as {str(value).lower()}; write "{word}" in quotes',
+            )
+        ]
     if kind == "enum":
         options = ", ".join(str(v) for v in expected)
         return [doc.problem(path, f"{_show(value)} is not one of: {options}")]

@@ -138,6 +138,7 @@ BAD_FILES: list[tuple[str, str, int, int | None, str]] = [
         13,
         "twice",
     ),
+    ("unquoted-off", GOOD_HEAD + "    host_key_checking: off\n", 5, 24, 'write "off" in quotes'),
     ("null-version", "version:\nhosts:\n  a: {}\n", 1, None, "only value is 1"),
 ]
 
