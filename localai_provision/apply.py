@@ -42,6 +42,7 @@ from localai_provision.plan import (
     PACKAGE,
     PYTHON,
     REMOVE,
+    SECRET,
     SERVER_CONFIG,
     SERVICE,
     SERVICE_DEFINITION,
@@ -607,6 +608,7 @@ def execute(
         SYSTEM: "install it on the host, then run apply again",
         PYTHON: "install Python 3 on the host or fix `python`",
         LOCK: "run `localai lock SITE`, commit the lock files, then apply again",
+        SECRET: "set the variable in the environment of the shell that runs localai",
     }
     steps = {SYSTEM: "system-packages", PYTHON: "python", LOCK: "lock-file"}
     for change in changes:

@@ -39,6 +39,7 @@ FAIL = "fail"  # something the tool cannot fix; apply stops this host with the r
 # Resource kinds (a Change's resource is "KIND" or "KIND NAME").
 SYSTEM = "system"
 LOCK = "lock"
+SECRET = "secret"
 PYTHON = "python"
 VENV = "venv"
 PACKAGE = "package"
@@ -152,6 +153,16 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
             "installed",
             "mlx-omni-server imports sounddevice at start, which needs PortAudio: install it "
             "on the host (Debian/Ubuntu: sudo apt-get install libportaudio2)",
+        )
+
+    for name, variable in spec.server.missing_env.items():
+        add(
+            f"{SECRET} {name}",
+            FAIL,
+            None,
+            variable,
+            f"server.env.{name} comes from the controller's environment variable {variable}, "
+            "which is not set here: set it (export it in the shell that runs localai)",
         )
 
     if isinstance(lock, LockError):

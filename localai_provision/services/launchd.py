@@ -97,13 +97,15 @@ class LaunchdService(ServiceManager):
         )
 
     def install(self) -> None:
-        self.install_plist(self.plist_path, self.label, self.plist())
+        # The job's environment may hold secrets: then only root (or the user) reads it.
+        mode = "600" if self.spec.server.secret_env else "644"
+        self.install_plist(self.plist_path, self.label, self.plist(), mode)
 
-    def install_plist(self, path: str, label: str, data: bytes) -> None:
+    def install_plist(self, path: str, label: str, data: bytes, mode: str = "644") -> None:
         """Write a plist: temporary file, `plutil -lint`, owner and mode, rename in place."""
         staged = posixpath.join(self.layout.run_dir, f"{label}.plist")
         self._run(shell.join(["mkdir", "-p", self.layout.run_dir]))
-        self.connector.put(data, staged, mode=0o644)
+        self.connector.put(data, staged, mode=int(mode, 8))
         lint = self.connector.run(shell.join(["plutil", "-lint", staged]))
         if not lint.ok:
             raise CommandError(
@@ -119,7 +121,7 @@ class LaunchdService(ServiceManager):
         steps = [
             self._root(["mkdir", "-p", folder]),
             self._root(["cp", staged, temporary]),
-            self._root(["chmod", "644", temporary]),
+            self._root(["chmod", mode, temporary]),
         ]
         if self.system or folder.startswith("/Library/"):
             steps.append(self._root(["chown", "root:wheel", temporary]))

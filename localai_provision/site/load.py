@@ -249,6 +249,26 @@ def _controller_path(path: str, base_dir: Path) -> str:
     return str((base_dir / os.path.expanduser(path)).resolve())
 
 
+def _server_env(entries: dict[str, Any]) -> dict[str, Any]:
+    """Plain values, and {from_env: VAR} taken from this controller's environment (secret
+    unless `secret: false`)."""
+    env: dict[str, str] = {}
+    secret: list[str] = []
+    missing: dict[str, str] = {}
+    for name, value in entries.items():
+        if isinstance(value, dict):
+            variable = str(value["from_env"])
+            found = os.environ.get(variable)
+            if found is None:
+                missing[name] = variable
+            env[name] = found or ""
+            if value.get("secret", True):
+                secret.append(name)
+        else:
+            env[name] = _env_value(value)
+    return {"env": env, "secret_env": tuple(secret), "missing_env": missing}
+
+
 def _env_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -308,7 +328,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
             port=server.get("port", 10240),
             log_level=server.get("log_level", "info"),
             workers=server.get("workers", 1),
-            env={k: _env_value(v) for k, v in server.get("env", {}).items()},
+            **_server_env(server.get("env", {})),
             extra_args=tuple(server.get("extra_args", ())),
         ),
         packages={

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_ENDPOINTS = ("/v1/models", "/anthropic/v1/models")
+SECRET_MASK = "<secret>"
 
 
 def canonical_package_name(name: str) -> str:
@@ -30,6 +31,11 @@ class ServerSettings:
     workers: int = 1
     env: dict[str, str] = field(default_factory=dict)
     extra_args: tuple[str, ...] = ()
+    # Names in `env` whose values are secrets ({from_env: VAR}): never printed, and every
+    # file that holds them is mode 0600.
+    secret_env: tuple[str, ...] = ()
+    # {from_env: VAR} entries whose VAR is not set on the controller: NAME -> VAR.
+    missing_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,8 @@ class HostSpec:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        for name in self.server.secret_env:
+            data["server"]["env"][name] = SECRET_MASK
         # Tuples become lists so that the JSON and YAML renderings look like the site file.
         return _listify(data)  # type: ignore[no-any-return]
 
