@@ -369,3 +369,27 @@ def test_ctrl_c_stops_cleanly_while_a_host_hangs(lab: Lab, silent_listener: int)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 130
     assert "interrupted" in err and "Traceback" not in err
+
+
+def _tree(root: Path) -> dict[str, tuple[int, int, float]]:
+    """Every file and folder below ``root``: (mode, size, mtime)."""
+    found: dict[str, tuple[int, int, float]] = {}
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = os.path.join(folder, name)
+            st = os.lstat(path)
+            found[os.path.relpath(path, root)] = (st.st_mode, st.st_size, st.st_mtime)
+    return found
+
+
+def test_drift_and_plan_change_nothing_on_the_host(lab: Lab) -> None:
+    host = lab.fleet.hosts[2]
+    site = lab.site([host])
+    hostprep.prepare_in_sync(lab.fleet, host, lab.spec(site, host), lab.wheelhouse)
+    hostprep.kill_servers(host)  # a drifted host: the check must still leave it as it is
+    before = _tree(host.home)
+    for _ in range(3):
+        assert lab.drift_json(site)[0] == 2
+        assert lab.cli("plan", str(site))[0] == 2
+        assert lab.cli("status", str(site))[0] == 0
+    assert _tree(host.home) == before
