@@ -41,6 +41,7 @@ PLATFORMS: dict[str, tuple[str, dict[str, str]]] = {
 # Installer tools that a venv carries besides the set; never part of a lock's comparison.
 TOOLS = frozenset({"pip", "setuptools", "wheel"})
 COMPILE_TIMEOUT_S = 600.0
+FROM_PREFIX = "# from: "  # the lock's header line naming what was resolved
 
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s\\;]+)")
 
@@ -105,6 +106,23 @@ def read_lock(spec: HostSpec, platform: str) -> Lock:
         raise LockError(
             f"{spec.name}: {path} does not match the site's pins: {', '.join(stale)}; "
             "run `localai lock SITE` again"
+        )
+    # The header records what was resolved; a changed `linux.torch` is stale too, though
+    # no pin moved.
+    recorded = next(
+        (
+            line[len(FROM_PREFIX) :].split()
+            for line in text.splitlines()
+            if line.startswith(FROM_PREFIX)
+        ),
+        None,
+    )
+    wanted = requirements(spec, platform)
+    if recorded is not None and sorted(recorded) != sorted(wanted):
+        missing = sorted(set(wanted) - set(recorded))
+        raise LockError(
+            f"{spec.name}: {path} was resolved from other requirements (now also "
+            f"{', '.join(missing) or 'fewer'}); run `localai lock SITE` again"
         )
     return Lock(path=path, platform=platform, packages=packages, text=text)
 
@@ -179,7 +197,7 @@ def compile_lock(spec: HostSpec, platform: str, python_version: str) -> Path:
             raise LockError(f"could not resolve {path.name} with uv:\n{tail}")
         header = (
             f"# localai lock for {platform} (Python {python_version}); made by `localai lock`\n"
-            f"# from: {' '.join(requirements(spec, platform))}\n"
+            f"{FROM_PREFIX}{' '.join(requirements(spec, platform))}\n"
         )
         text = header + out.read_text()
     fd, tmp_path = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")

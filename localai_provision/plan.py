@@ -40,6 +40,7 @@ FAIL = "fail"  # something the tool cannot fix; apply stops this host with the r
 SYSTEM = "system"
 LOCK = "lock"
 SECRET = "secret"
+CLOCK_TOLERANCE_S = 300.0
 PYTHON = "python"
 VENV = "venv"
 PACKAGE = "package"
@@ -527,6 +528,11 @@ def plan_warnings(spec: HostSpec, facts: Facts) -> list[str]:
         warnings.append(
             "only the pinned packages are fixed: the rest of the server's dependencies "
             "(about 200) are whatever the index offers today; `localai lock` fixes them all"
+        )
+    if facts.clock_offset_s is not None and abs(facts.clock_offset_s) > CLOCK_TOLERANCE_S:
+        warnings.append(
+            f"the host's clock is {facts.clock_offset_s:+.0f} s off this machine's: TLS "
+            "certificates (downloads) and log times can go wrong; check its time settings"
         )
     if facts.disk_free_bytes is not None and facts.disk_free_bytes < 2 * 1024**3:
         warnings.append(f"only {facts.disk_free_bytes / 1024**3:.1f} GiB free under {facts.prefix}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from functools import cache
 from importlib import resources
 
@@ -65,7 +67,11 @@ def facts_command(spec: HostSpec) -> str:
 
 def gather(connector: Connector, spec: HostSpec) -> Facts:
     command = facts_command(spec)
+    sent = time.time()
     result = connector.run(command, timeout=GATHER_TIMEOUT_S)
+    # The host read its clock somewhere between sending and answering: the middle is within
+    # half a round trip of the truth, plenty to spot a clock that is minutes off.
+    controller_time = (sent + time.time()) / 2
     # Error messages show a short form: the script itself is long and not the user's concern.
     shown = f"{spec.python} -I -S -c <facts script>"
     if result.exit_status == EXIT_NO_PYTHON:
@@ -90,7 +96,8 @@ def gather(connector: Connector, spec: HostSpec) -> Facts:
             hint="run it again; if it repeats, report it with this output",
         )
     try:
-        return parse_facts(spec.name, result.stdout, spec.models)
+        facts = parse_facts(spec.name, result.stdout, spec.models)
+        return dataclasses.replace(facts, clock_offset_s=facts.system.clock - controller_time)
     except FactsFormatError as exc:
         raise HostError(
             host=spec.name,

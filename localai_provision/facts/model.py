@@ -149,6 +149,8 @@ class Facts:
     script_ms: float
     errors: dict[str, str] = field(default_factory=dict)
     macos: MacosFacts | None = None
+    # The host's clock minus the controller's, measured around the facts command (seconds).
+    clock_offset_s: float | None = None
 
     def endpoint(self, path: str) -> EndpointFacts | None:
         return next((e for e in self.endpoints if e.path == path), None)

@@ -140,3 +140,16 @@ def test_linux_requirements_and_grouping() -> None:
     )
     with pytest.raises(LockError, match="share `lock"):
         plan_locks(list(mixed.hosts.values()), {"a": [("linux-x86_64", "3.11")]})
+
+
+def test_a_lock_resolved_from_other_requirements_is_stale(tmp_path: Path) -> None:
+    from localai_provision.site import load_site
+
+    site = site_with_lock(tmp_path)
+    lock_file = tmp_path / "locks" / "set.linux-x86_64.txt"
+    lock_file.write_text("# from: mlx-omni-server==0.5.1 mlx-lm==0.28.2 torch==2.12.0+cpu\n" + LOCK)
+    spec = load_site(site).hosts["mini-01"]
+    with pytest.raises(LockError, match=r"other requirements \(now also torch==2.13.0\+cpu\)"):
+        read_lock(spec, "linux-x86_64")
+    lock_file.write_text("# from: mlx-lm==0.28.2 mlx-omni-server==0.5.1 torch==2.13.0+cpu\n" + LOCK)
+    assert read_lock(spec, "linux-x86_64").packages["torch"] == "2.13.0+cpu"

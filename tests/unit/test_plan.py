@@ -282,3 +282,15 @@ def test_warns_when_prewarm_will_not_last() -> None:
     facts = parse_facts("mini-01", json.dumps(in_sync_doc()), spec.models)
     warnings = " ".join(plan_warnings(spec, facts))
     assert "keeps 0 loaded" in warnings and "unloaded after 60 s" in warnings
+
+
+def test_warns_about_a_wrong_clock() -> None:
+    import dataclasses
+
+    spec = spec_with()
+    facts = parse_facts("mini-01", json.dumps(in_sync_doc()), spec.models)
+    assert not any(
+        "clock" in w for w in plan_warnings(spec, dataclasses.replace(facts, clock_offset_s=2.0))
+    )
+    late = dataclasses.replace(facts, clock_offset_s=-3600.0)
+    assert any("clock is -3600 s off" in w for w in plan_warnings(spec, late))
