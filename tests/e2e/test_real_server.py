@@ -72,13 +72,15 @@ def applied(tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("e2e")
     port = hostprep.free_port()
     site = demo_site(tmp, port)
-    start = time.perf_counter()
-    code, result, err = cli("apply", str(site), "--json")
-    elapsed = time.perf_counter() - start
-    print(f"\nfresh apply of the real server: {elapsed:.1f} s")
-    assert code == 0, (result, err)
-    yield {"site": site, "port": port, "result": result["hosts"][0], "tmp": tmp}
-    cli("stop", str(site))
+    try:
+        start = time.perf_counter()
+        code, result, err = cli("apply", str(site), "--json")
+        elapsed = time.perf_counter() - start
+        print(f"\nfresh apply of the real server: {elapsed:.1f} s")
+        assert code == 0, (result, err)
+        yield {"site": site, "port": port, "result": result["hosts"][0], "tmp": tmp}
+    finally:
+        cli("stop", str(site))  # also when apply failed after starting the server
 
 
 def test_fresh_apply_installs_and_prewarms_the_real_server(applied: Any) -> None:
