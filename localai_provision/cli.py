@@ -410,9 +410,7 @@ def cmd_apply(args: argparse.Namespace, io: Output) -> int:
                 prewarm or "-",
             )
         )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        io.line("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    _table(io, rows)
     _print_warnings(io, results)
     for r in results:
         if r.error and (r.failed or r.status == SKIPPED):

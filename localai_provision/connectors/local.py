@@ -8,7 +8,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from localai_provision.connectors.base import (
     DEFAULT_COMMAND_TIMEOUT_S,
@@ -62,30 +64,25 @@ class LocalConnector(Connector):
         )
 
     def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
-        path = os.path.expanduser(path)
-        folder = os.path.dirname(path) or "."
-        os.makedirs(folder, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".localai-tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, mode)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        self._write_atomic(path, mode, lambda out: out.write(data))
 
     def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
+        def copy(out: BinaryIO) -> None:
+            with open(local_path, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+
+        self._write_atomic(path, mode, copy)
+
+    @staticmethod
+    def _write_atomic(path: str, mode: int, write: Callable[[BinaryIO], object]) -> None:
+        """A temporary file beside the target, synced, given its mode, renamed over it."""
         path = os.path.expanduser(path)
         folder = os.path.dirname(path) or "."
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".localai-tmp-")
         try:
-            with os.fdopen(fd, "wb") as out, open(local_path, "rb") as src:
-                shutil.copyfileobj(src, out, 1 << 20)
+            with os.fdopen(fd, "wb") as out:
+                write(out)
                 out.flush()
                 os.fsync(out.fileno())
             os.chmod(tmp, mode)

@@ -20,6 +20,7 @@ import posixpath
 import secrets
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -347,30 +348,32 @@ class SSHConnector(Connector):
         )
 
     def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
-        conn = self._require()
-        tmp = posixpath.join(posixpath.dirname(path), f".localai-tmp-{secrets.token_hex(6)}")
-        try:
-            sftp = conn.sftp()
+        def write(sftp: paramiko.SFTPClient, tmp: str) -> None:
             with sftp.open(tmp, "wb") as f:
                 f.set_pipelined(True)
                 f.write(data)
-            sftp.chmod(tmp, mode)
-            sftp.posix_rename(tmp, path)
-        except (OSError, paramiko.SSHException) as exc:
-            with contextlib.suppress(Exception):
-                conn.sftp().remove(tmp)
-            raise CommandError(
-                host=self.host.name,
-                message=f"cannot write {path}: {exc}",
-                hint="check that the folder exists, is writable, and the disk is not full",
-            ) from None
+
+        self._upload_atomic(path, mode, write, f"cannot write {path}")
 
     def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
+        def copy(sftp: paramiko.SFTPClient, tmp: str) -> None:
+            sftp.put(str(local_path), tmp, confirm=True)
+
+        self._upload_atomic(path, mode, copy, f"cannot copy {local_path} to {path}")
+
+    def _upload_atomic(
+        self,
+        path: str,
+        mode: int,
+        upload: Callable[[paramiko.SFTPClient, str], None],
+        failure: str,
+    ) -> None:
+        """Upload to a temporary name beside the target, set its mode, rename it over."""
         conn = self._require()
         tmp = posixpath.join(posixpath.dirname(path), f".localai-tmp-{secrets.token_hex(6)}")
         try:
             sftp = conn.sftp()
-            sftp.put(str(local_path), tmp, confirm=True)
+            upload(sftp, tmp)
             sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, path)
         except (OSError, paramiko.SSHException) as exc:
@@ -379,7 +382,7 @@ class SSHConnector(Connector):
             raise CommandError(
                 host=self.host.name,
                 step="copy",
-                message=f"cannot copy {local_path} to {path}: {exc}",
+                message=f"{failure}: {exc}",
                 hint="check that the folder exists, is writable, and the disk is not full",
             ) from None
 
