@@ -182,7 +182,9 @@ def release_lock(connector: Connector, prefix: str) -> None:
 # --- steps ----------------------------------------------------------------------------------
 
 
-def _failed(spec: HostSpec, step: str, message: str, command: str, result: Any) -> CommandError:
+def _failed(
+    spec: HostSpec, step: str, message: str, command: str, result: Any, hint: str = ""
+) -> CommandError:
     return CommandError(
         host=spec.name,
         step=step,
@@ -190,6 +192,7 @@ def _failed(spec: HostSpec, step: str, message: str, command: str, result: Any) 
         command=command,
         exit_status=result.exit_status,
         output_tail=result.tail(),
+        hint=hint,
     )
 
 
@@ -222,13 +225,12 @@ def build_venv(connector: Connector, spec: HostSpec, facts: Facts, layout: Layou
     )
     result = connector.run(command, timeout=VENV_TIMEOUT_S)
     if not result.ok:
-        raise CommandError(
-            host=spec.name,
-            step="venv",
-            message=f"could not build the venv with {python}",
-            command=command,
-            exit_status=result.exit_status,
-            output_tail=result.tail(),
+        raise _failed(
+            spec,
+            "venv",
+            f"could not build the venv with {python}",
+            command,
+            result,
             hint="on Debian/Ubuntu install python3-venv; on macOS use a python.org or "
             "Homebrew Python",
         )
@@ -484,13 +486,12 @@ def download_model(
     )
     result = connector.run(command, timeout=INSTALL_TIMEOUT_S)
     if not result.ok:
-        raise CommandError(
-            host=spec.name,
-            step="models",
-            message=f"could not download {model.id}@{model.revision}",
-            command=command,
-            exit_status=result.exit_status,
-            output_tail=result.tail(),
+        raise _failed(
+            spec,
+            "models",
+            f"could not download {model.id}@{model.revision}",
+            command,
+            result,
             hint="check the host's network, or copy the model from this machine with `source:`",
         )
     return {"model": model.id, "downloaded": True}

@@ -499,14 +499,7 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
     site = load_site(args.file)
     results = status_hosts(select_hosts(site, args.limit), forks=args.forks)
     if args.json:
-        io.json(
-            {
-                "hosts": [
-                    {"name": r.name, "status": r.status, **r.details, "error": _error_dict(r)}
-                    for r in results
-                ]
-            }
-        )
+        _details_json(io, results)
         return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
     rows = [
         (
@@ -557,14 +550,7 @@ def cmd_stop(args: argparse.Namespace, io: Output) -> int:
     site = load_site(args.file)
     results = stop_hosts(select_hosts(site, args.limit), forks=args.forks)
     if args.json:
-        io.json(
-            {
-                "hosts": [
-                    {"name": r.name, "status": r.status, **r.details, "error": _error_dict(r)}
-                    for r in results
-                ]
-            }
-        )
+        _details_json(io, results)
     else:
         for r in results:
             if r.failed:
@@ -574,6 +560,18 @@ def cmd_stop(args: argparse.Namespace, io: Output) -> int:
                 io.line(f"{r.name}: {r.status} ({was})")
     failed = any(r.failed or r.status != "stopped" for r in results)
     return EXIT_ERROR if failed else EXIT_OK
+
+
+def _details_json(io: Output, results: list[HostResult]) -> None:
+    """status and stop: each host's result with its details, as JSON."""
+    io.json(
+        {
+            "hosts": [
+                {"name": r.name, "status": r.status, **r.details, "error": _error_dict(r)}
+                for r in results
+            ]
+        }
+    )
 
 
 def _duration(seconds: float | None) -> str:

@@ -208,24 +208,7 @@ def test_a_port_held_by_another_program_fails_clearly(lab: Lab, model_source: Pa
     host = lab.fleet.hosts[3]
     hostprep.reset_host(host)
     port = lab.ports[host.name]
-    other = subprocess.Popen(
-        [
-            "runuser",
-            "-u",
-            host.user,
-            "--",
-            "/usr/bin/python3",
-            "-m",
-            "http.server",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        hostprep.wait_port(port)
+    with hostprep.hold_port(host, port):
         site = lab.site([host], models=models(model_source))
         code, result = lab.json("apply", site)
         assert code == 1
@@ -235,9 +218,6 @@ def test_a_port_held_by_another_program_fails_clearly(lab: Lab, model_source: Pa
         assert "server.port" in entry["error"]["hint"]
         code, out, _ = lab.cli("apply", str(site), "--quiet")
         assert code == 1 and f"[service]: port {port} is held" in out
-    finally:
-        other.kill()
-        other.wait()
 
 
 def test_a_server_that_fails_at_start_is_reported_with_its_log(

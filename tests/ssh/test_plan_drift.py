@@ -171,32 +171,12 @@ def test_port_held_by_another_program_is_named(lab: Lab) -> None:
     host = lab.fleet.hosts[2]
     hostprep.reset_host(host)
     port = lab.ports[host.name]
-    other = subprocess.Popen(
-        [
-            "runuser",
-            "-u",
-            host.user,
-            "--",
-            "/usr/bin/python3",
-            "-m",
-            "http.server",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        hostprep.wait_port(port)
+    with hostprep.hold_port(host, port):
         code, out, _ = lab.cli("plan", str(lab.site([host])), "--json")
         [result] = json.loads(out)["hosts"]
         service = next(c for c in result["changes"] if c["resource"] == "service")
         assert "held by another program" in service["reason"]
         assert code == 2
-    finally:
-        other.kill()
-        other.wait()
 
 
 def test_unreachable_host_is_reported_and_the_others_still_checked(lab: Lab) -> None:

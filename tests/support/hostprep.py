@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from localai_provision import scripts
@@ -180,3 +181,30 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def hold_port(host: TestHost, port: int) -> Iterator[None]:
+    """Another program (a plain HTTP server, run as the host's user) holds ``port``."""
+    other = subprocess.Popen(
+        [
+            "runuser",
+            "-u",
+            host.user,
+            "--",
+            SYSTEM_PYTHON,
+            "-m",
+            "http.server",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        yield
+    finally:
+        other.kill()
+        other.wait()
