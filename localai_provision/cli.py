@@ -173,6 +173,7 @@ def cmd_plan(args: argparse.Namespace, io: Output) -> int:
                         "warnings": r.warnings,
                         "error": _error_dict(r),
                         "elapsed_ms": round(r.elapsed_ms, 1),
+                        "cost": r.cost(),
                     }
                     for r in results
                 ],
@@ -260,6 +261,7 @@ def cmd_drift(args: argparse.Namespace, io: Output) -> int:
                         "differences": _differences(r),
                         "error": _error_dict(r),
                         "elapsed_ms": round(r.elapsed_ms, 1),
+                        "cost": r.cost(),
                     }
                     for r in results
                 ],
@@ -383,6 +385,7 @@ def cmd_apply(args: argparse.Namespace, io: Output) -> int:
                         "failed_step": r.error.step if r.error else None,
                         "error": _error_dict(r),
                         "elapsed_ms": round(r.elapsed_ms, 1),
+                        "cost": r.cost(),
                         "verify": r.details.get("verify", {}),
                         "prewarm": r.details.get("prewarm", []),
                         "warnings": r.warnings,

@@ -46,6 +46,16 @@ class HostResult:
     facts: Facts | None = None
     commands: int = 0  # commands run on the host (round trips after connecting)
     connections: int = 0
+    bytes_sent: int = 0  # file bytes the controller uploaded to this host
+
+    def cost(self) -> dict[str, int]:
+        """What reaching this host cost, for `--json` and the benchmarks."""
+        return {
+            "connections": self.connections,
+            "commands": self.commands,
+            "bytes_sent": self.bytes_sent,
+        }
+
     details: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,6 +83,7 @@ class Fleet:
         self.connector_factory = connector_factory
         self.progress = progress or (lambda host, step: None)
         self._live: set[Connector] = set()
+        self._opened: dict[str, list[Connector]] = {}  # by host: what each host cost
         self._lock = threading.Lock()
         self._interrupted = threading.Event()
         self._stop_new = threading.Event()  # --max-fail reached: start no more hosts
@@ -84,6 +95,7 @@ class Fleet:
         connector = self.connector_factory(spec)
         with self._lock:
             self._live.add(connector)
+            self._opened.setdefault(spec.name, []).append(connector)
         try:
             connector.open()
         except BaseException:
@@ -158,6 +170,12 @@ class Fleet:
                 ),
             )
         result.elapsed_ms = (time.perf_counter() - start) * 1000
+        with self._lock:
+            opened = self._opened.pop(spec.name, [])
+        if opened:
+            result.connections = len(opened)
+            result.commands = sum(c.commands_run for c in opened)
+            result.bytes_sent = sum(c.bytes_sent for c in opened)
         if result.failed:
             with self._lock:
                 self._failures += 1

@@ -42,6 +42,7 @@ class Connector(abc.ABC):
     def __init__(self, host: HostSpec) -> None:
         self.host = host
         self.commands_run = 0  # counted for the benchmarks: round trips per host
+        self.bytes_sent = 0  # file bytes this machine uploaded to the host (put, put_file)
 
     @abc.abstractmethod
     def open(self) -> None:

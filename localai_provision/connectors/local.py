@@ -65,6 +65,7 @@ class LocalConnector(Connector):
 
     def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
         self._write_atomic(path, mode, lambda out: out.write(data))
+        self.bytes_sent += len(data)
 
     def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
         def copy(out: BinaryIO) -> None:
@@ -72,6 +73,7 @@ class LocalConnector(Connector):
                 shutil.copyfileobj(src, out, 1 << 20)
 
         self._write_atomic(path, mode, copy)
+        self.bytes_sent += local_path.stat().st_size
 
     @staticmethod
     def _write_atomic(path: str, mode: int, write: Callable[[BinaryIO], object]) -> None:

@@ -354,12 +354,14 @@ class SSHConnector(Connector):
                 f.write(data)
 
         self._upload_atomic(path, mode, write, f"cannot write {path}")
+        self.bytes_sent += len(data)
 
     def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
         def copy(sftp: paramiko.SFTPClient, tmp: str) -> None:
             sftp.put(str(local_path), tmp, confirm=True)
 
         self._upload_atomic(path, mode, copy, f"cannot copy {local_path} to {path}")
+        self.bytes_sent += local_path.stat().st_size
 
     def _upload_atomic(
         self,
