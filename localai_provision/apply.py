@@ -33,7 +33,7 @@ from localai_provision.fleet import (
     ProgressCallback,
 )
 from localai_provision.layout import SHIM_MODULE, Layout
-from localai_provision.lock import Lock, lock_for
+from localai_provision.lock import Lock, LockError, lock_for
 from localai_provision.plan import (
     FAIL,
     LOCK,
@@ -58,7 +58,9 @@ from localai_provision.plan import (
 )
 from localai_provision.services.base import ServiceManager, service_manager_for
 from localai_provision.services.launchd import LaunchdService
-from localai_provision.site.model import HostSpec, ModelSpec
+from localai_provision.site.model import HUB_PREFIX, HostSpec, ModelSpec
+from localai_provision.transfer import PARTIAL, Artifact, Distributor, Placement, list_files
+from localai_provision.wheelhouse import Wheel, tool_wheel, wheels_for
 
 # Apply statuses.
 OK = "ok"  # nothing to do
@@ -236,7 +238,13 @@ def build_venv(connector: Connector, spec: HostSpec, facts: Facts, layout: Layou
         )
 
 
-def ensure_uv(connector: Connector, spec: HostSpec, layout: Layout, log: StepLog) -> bool:
+def ensure_uv(
+    connector: Connector,
+    spec: HostSpec,
+    layout: Layout,
+    log: StepLog,
+    index_args: list[str] | None = None,
+) -> bool:
     """Make uv available under prefix/tools (from the site's package index, with the venv's
     pip). False, with a warning, when it cannot be had and the site allows pip instead."""
     found = connector.run(f"test -x {shell.quote(layout.uv)}")
@@ -253,7 +261,7 @@ def ensure_uv(connector: Connector, spec: HostSpec, layout: Layout, log: StepLog
         "--target",
         layout.tools,
         "--upgrade",
-        *spec.package_index.arguments(),
+        *(spec.package_index.arguments() if index_args is None else index_args),
         "uv",
     ]
     command = shell.join(argv)
@@ -277,13 +285,20 @@ def install_packages(
     changes: list[Change],
     log: StepLog,
     lock: Lock | None = None,
+    facts: Facts | None = None,
+    distributor: Distributor | None = None,
 ) -> None:
     """Install what the plan asks for. With a lock: exactly the locked set, hashes checked,
     anything else removed (uv pip sync; with pip, install then uninstall the rest). Without:
-    the changed pins only; a package already at its version is not touched."""
+    the changed pins only; a package already at its version is not touched. With
+    `package_index.push`, the wheels come from the controller and no index is asked."""
     pins = [f"{c.name}=={c.after}" for c in changes if c.kind == PACKAGE and c.after]
     extras = [c.name for c in changes if c.kind == PACKAGE and c.action == REMOVE]
-    use_uv = spec.installer != "pip" and ensure_uv(connector, spec, layout, log)
+    index_args = spec.package_index.arguments()
+    if lock is not None and spec.package_index.push and facts is not None:
+        push_wheels(connector, spec, layout, facts, lock, distributor or Distributor(), log)
+        index_args = ["--no-index", "--find-links", layout.wheels]
+    use_uv = spec.installer != "pip" and ensure_uv(connector, spec, layout, log, index_args)
     # uv trusts its own bundled certificates unless told otherwise; the host's store is what
     # pip, and a lab behind a proxy with its own CA, rely on.
     uv_env = {"UV_NATIVE_TLS": "1"}
@@ -301,7 +316,7 @@ def install_packages(
                     "--python",
                     layout.venv_python,
                     "--require-hashes",
-                    *spec.package_index.arguments(),
+                    *index_args,
                     target,
                 ]
             ]
@@ -313,7 +328,7 @@ def install_packages(
                     *quiet,
                     "--require-hashes",
                     "--no-deps",
-                    *spec.package_index.arguments(),
+                    *index_args,
                     "-r",
                     target,
                 ]
@@ -332,12 +347,12 @@ def install_packages(
                     "install",
                     "--python",
                     layout.venv_python,
-                    *spec.package_index.arguments(),
+                    *index_args,
                     *pins,
                 ]
             ]
         else:
-            steps = [[*pip, "install", *quiet, *spec.package_index.arguments(), *pins]]
+            steps = [[*pip, "install", *quiet, *index_args, *pins]]
         what = ", ".join(pins)
     for argv in steps:
         _run_step(
@@ -358,6 +373,64 @@ def install_packages(
             "lock": lock.path.name if lock else None,
         }
     )
+
+
+def push_wheels(
+    connector: Connector,
+    spec: HostSpec,
+    layout: Layout,
+    facts: Facts,
+    lock: Lock,
+    distributor: Distributor,
+    log: StepLog,
+) -> None:
+    """Send the host the locked wheels it lacks (and uv's), from the controller's
+    wheelhouse; wheels of older sets are deleted in the same command that lists them."""
+    try:
+        wheels = distributor.once(
+            ("wheels", lock.platform, lock.digest, facts.python.version[:2]),
+            lambda: wheels_for(lock, facts, spec.package_index),
+        )
+    except LockError as exc:
+        raise HostError(
+            host=spec.name,
+            step="packages",
+            message=str(exc),
+            hint="the controller downloads the wheels with its own pip and the site's "
+            "package_index",
+        ) from None
+    assert isinstance(wheels, list)
+    tools = []
+    if spec.installer != "pip":
+        uv = distributor.once(
+            ("uv", lock.platform, facts.python.version[:2]),
+            lambda: tool_wheel("uv", lock.platform, facts, spec.package_index),
+        )
+        if isinstance(uv, Wheel):
+            tools.append(uv)
+    python = facts.python.executable
+    everything: list[Wheel] = [*wheels, *tools]
+    present = list_files(
+        connector,
+        spec,
+        python,
+        layout.wheels,
+        "packages",
+        create=True,
+        keep=[w.filename for w in everything],
+    )
+    placements = [
+        Placement(
+            Artifact(f"sha256:{w.sha256}", w.size, w.path),
+            f"{layout.wheels}/{w.filename}",
+            present.get(w.filename + PARTIAL, 0),
+        )
+        for w in everything
+        if present.get(w.filename) != w.size
+    ]
+    delivery = distributor.deliver(connector, spec, python, placements, "packages")
+    log.warnings += delivery.warnings
+    log.steps.append({"step": "wheels", "wheels": len(everything), **delivery.as_dict()})
 
 
 def install_shim(connector: Connector, spec: HostSpec, facts: Facts, layout: Layout) -> None:
@@ -391,6 +464,23 @@ def _hash_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class ModelFile:
+    blob: str  # its name under blobs/: sha256, or git's blob id for Hugging Face's small files
+    size: int
+    local_path: Path
+
+    @property
+    def digest(self) -> str:
+        return f"sha256:{self.blob}" if len(self.blob) == 64 else f"gitsha1:{self.blob}"
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    commit: str  # the snapshot's name: the hub's commit, or one derived from the content
+    files: dict[str, ModelFile]  # relative path -> file
+
+
 def model_manifest(source: Path) -> dict[str, tuple[str, int]]:
     """Every file under a model folder on the controller: relative path -> (sha256, size)."""
     files: dict[str, tuple[str, int]] = {}
@@ -408,14 +498,53 @@ def manifest_commit(files: dict[str, tuple[str, int]]) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
-def copy_model(
-    connector: Connector, spec: HostSpec, layout: Layout, facts: Facts, model: ModelSpec
-) -> dict[str, Any]:
-    """Copy a model folder from the controller into the host's cache, in huggingface_hub's
-    layout. Blobs are named by content hash, so a blob the host already has is never sent
-    again; each blob arrives through a temporary file and a rename; the ref and the marker
-    are written last, so an interrupted copy is never taken for a complete one."""
+def folder_source(source: Path) -> ModelSource:
+    manifest = model_manifest(source)
+    return ModelSource(
+        commit=manifest_commit(manifest),
+        files={rel: ModelFile(sha, size, source / rel) for rel, (sha, size) in manifest.items()},
+    )
+
+
+def hub_source(repo_id: str, revision: str) -> ModelSource:
+    """Download a model once into the controller's own Hugging Face cache (or find it there,
+    offline with HF_HUB_OFFLINE=1) and describe it blob by blob, exactly as the cache holds
+    it: hosts then get the same blob names, snapshot and ref as huggingface_hub would write."""
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise HostError(
+            host="",
+            step="models",
+            message=f"`source: hf:{repo_id}` needs huggingface_hub on the controller",
+            hint="pip install 'localai-provision[hub]' (or huggingface_hub) where localai runs",
+        ) from None
+    try:
+        snapshot = Path(snapshot_download(repo_id, revision=revision))
+    except Exception as exc:  # noqa: BLE001 - huggingface_hub raises many kinds; all mean the same
+        raise HostError(
+            host="",
+            step="models",
+            message=f"the controller could not download {repo_id}@{revision}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+            hint="check the controller's network and HF_TOKEN, or fill its cache "
+            "(huggingface-cli download) and set HF_HUB_OFFLINE=1",
+        ) from None
+    files: dict[str, ModelFile] = {}
+    for path in sorted(snapshot.rglob("*")):
+        if path.is_dir():
+            continue
+        blob = path.resolve()
+        files[path.relative_to(snapshot).as_posix()] = ModelFile(
+            blob.name, blob.stat().st_size, blob
+        )
+    return ModelSource(commit=snapshot.name, files=files)
+
+
+def model_source(model: ModelSpec) -> ModelSource:
     assert model.source is not None
+    if model.source.startswith(HUB_PREFIX):
+        return hub_source(model.source.removeprefix(HUB_PREFIX), model.revision)
     source = (
         tinymodel.materialize(model.source)
         if model.source.startswith(tinymodel.BUILTIN_PREFIX)
@@ -423,45 +552,55 @@ def copy_model(
     )
     if not source.is_dir():
         raise HostError(
-            host=spec.name,
+            host="",
             step="models",
             message=f"the source folder {source} of {model.id} does not exist on this machine",
             hint="fix `source` in the site file (it is relative to the site file's folder)",
         )
-    files = model_manifest(source)
-    if not files:
-        raise HostError(host=spec.name, step="models", message=f"{source} holds no files")
-    commit = manifest_commit(files)
+    found = folder_source(source)
+    if not found.files:
+        raise HostError(host="", step="models", message=f"{source} holds no files")
+    return found
+
+
+def copy_model(
+    connector: Connector,
+    spec: HostSpec,
+    facts: Facts,
+    model: ModelSpec,
+    distributor: Distributor,
+) -> dict[str, Any]:
+    """Copy a model from the controller into the host's cache, in huggingface_hub's layout.
+    Blobs are named by content, so a blob the host already has is never sent again; each
+    arrives as a partial file that resumes after an interruption and is checked before it is
+    renamed; the ref and the marker are written last, so an interrupted copy is never taken
+    for a complete one. Large blobs pass from host to host (see transfer.py)."""
+    try:
+        source = distributor.once(
+            ("model", model.source, model.revision), lambda: model_source(model)
+        )
+    except HostError as exc:
+        exc.host = spec.name
+        raise
+    assert isinstance(source, ModelSource)
     base = f"{facts.hf_home}/hub/{model.cache_dir_name}"
-    python = layout.venv_python
-    _run_step(
-        connector, spec, "models", ["mkdir", "-p", f"{base}/blobs"], "cannot create the cache"
-    )
-    listing = _run_step(
-        connector,
-        spec,
-        "models",
-        [python, "-I", "-S", "-c", scripts.load("model_files"), "list", json.dumps({"base": base})],
-        "cannot list the model cache",
-    )
-    present: dict[str, int] = json.loads(listing or "{}")
-    sent = 0
-    sent_bytes = 0
-    by_blob: dict[str, str] = {}
-    for rel, (sha, _size) in files.items():
-        by_blob.setdefault(sha, rel)
-    for sha, rel in by_blob.items():
-        size = files[rel][1]
-        if present.get(sha) == size:
+    python = facts.python.executable
+    present = list_files(connector, spec, python, f"{base}/blobs", "models", create=True)
+    placements: dict[str, Placement] = {}
+    for file in source.files.values():
+        if file.blob in placements or present.get(file.blob) == file.size:
             continue
-        connector.put_file(source / rel, f"{base}/blobs/{sha}", mode=0o644)
-        sent += 1
-        sent_bytes += size
+        placements[file.blob] = Placement(
+            Artifact(file.digest, file.size, file.local_path),
+            f"{base}/blobs/{file.blob}",
+            present.get(file.blob + PARTIAL, 0),
+        )
+    delivery = distributor.deliver(connector, spec, python, list(placements.values()), "models")
     link = {
         "base": base,
-        "commit": commit,
+        "commit": source.commit,
         "revision": model.revision,
-        "files": {rel: [sha, size] for rel, (sha, size) in files.items()},
+        "files": {rel: [f.blob, f.size] for rel, f in source.files.items()},
     }
     _run_step(
         connector,
@@ -470,7 +609,12 @@ def copy_model(
         [python, "-I", "-S", "-c", scripts.load("model_files"), "link", json.dumps(link)],
         f"cannot lay out {model.id} in the cache",
     )
-    return {"model": model.id, "commit": commit, "files_sent": sent, "bytes_sent": sent_bytes}
+    return {
+        "model": model.id,
+        "commit": source.commit,
+        **delivery.as_dict(),
+        "warnings": delivery.warnings,
+    }
 
 
 def download_model(
@@ -597,8 +741,10 @@ def execute(
     options: ApplyOptions,
     log: StepLog,
     lock: Lock | None = None,
+    distributor: Distributor | None = None,
 ) -> Facts:
     """Run the steps ``changes`` ask for, in order; return the facts read afterwards."""
+    distributor = distributor or Distributor()
     layout = layout_for(facts)
     by_kind: dict[str, list[Change]] = {}
     for change in changes:
@@ -626,7 +772,7 @@ def execute(
         log.steps.append({"step": "venv", "path": layout.venv})
     if PACKAGE in by_kind:
         fleet.progress(spec.name, "installing packages")
-        install_packages(connector, spec, layout, by_kind[PACKAGE], log, lock)
+        install_packages(connector, spec, layout, by_kind[PACKAGE], log, lock, facts, distributor)
     if SHIM in by_kind:
         fleet.progress(spec.name, "installing the start-up shim")
         install_shim(connector, spec, facts, layout)
@@ -639,9 +785,9 @@ def execute(
         model = next(m for m in spec.models if m.id == change.name)
         fleet.progress(spec.name, f"model {model.id}")
         if model.source:
-            log.steps.append(
-                {"step": "models", **copy_model(connector, spec, layout, facts, model)}
-            )
+            copied = copy_model(connector, spec, facts, model, distributor)
+            log.warnings += copied.pop("warnings", [])
+            log.steps.append({"step": "models", **copied})
         else:
             log.steps.append(
                 {"step": "models", **download_model(connector, spec, layout, facts, model)}
@@ -721,7 +867,9 @@ def port_in_use(connector: Connector, spec: HostSpec, layout: Layout) -> bool:
     return result.ok
 
 
-def apply_job_factory(options: ApplyOptions) -> Any:
+def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = None) -> Any:
+    distributor = distributor or Distributor()
+
     def apply_job(fleet: Fleet, spec: HostSpec) -> HostResult:
         fleet.progress(spec.name, "connecting")
         connector = fleet.open(spec)
@@ -771,6 +919,7 @@ def apply_job_factory(options: ApplyOptions) -> Any:
                     options,
                     log,
                     lock if isinstance(lock, Lock) else None,
+                    distributor,
                 )
                 remaining = plan(spec, after, lock)
                 if remaining:
@@ -803,6 +952,7 @@ def apply_job_factory(options: ApplyOptions) -> Any:
             exc.details.setdefault("steps", log.steps)
             raise
         finally:
+            distributor.retire(spec.name)
             fleet.release(connector)
 
     return apply_job

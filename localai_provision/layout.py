@@ -51,6 +51,11 @@ class Layout:
         return posixpath.join(self.prefix, "tools")
 
     @property
+    def wheels(self) -> str:
+        """Wheels the controller sent (`package_index: {push: true}`), named as on PyPI."""
+        return posixpath.join(self.prefix, "wheels")
+
+    @property
     def uv(self) -> str:
         return posixpath.join(self.tools, "bin", "uv")
 

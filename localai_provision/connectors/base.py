@@ -72,6 +72,12 @@ class Connector(abc.ABC):
         """Like put, streaming a local file (models are gigabytes: never read them whole)."""
 
     @abc.abstractmethod
+    def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+        """Write ``local_path`` from byte ``offset`` on into ``path`` at that same offset:
+        resumes an interrupted transfer of a large file. Not atomic by design: the caller
+        writes to a partial name, checks the content's hash on the host, then renames."""
+
+    @abc.abstractmethod
     def get(self, path: str) -> bytes: ...
 
     def __enter__(self) -> Connector:

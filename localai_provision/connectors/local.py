@@ -75,6 +75,15 @@ class LocalConnector(Connector):
         self._write_atomic(path, mode, copy)
         self.bytes_sent += local_path.stat().st_size
 
+    def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+        path = os.path.expanduser(path)
+        with open(local_path, "rb") as src, open(path, "r+b" if offset else "wb") as out:
+            src.seek(offset)
+            out.seek(offset)
+            out.truncate()
+            shutil.copyfileobj(src, out, 1 << 20)
+        self.bytes_sent += local_path.stat().st_size - offset
+
     @staticmethod
     def _write_atomic(path: str, mode: int, write: Callable[[BinaryIO], object]) -> None:
         """A temporary file beside the target, synced, given its mode, renamed over it."""

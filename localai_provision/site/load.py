@@ -9,6 +9,7 @@ from __future__ import annotations
 import getpass
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from localai_provision.errors import Problem, SiteError
 from localai_provision.site.model import (
     DEFAULT_ENDPOINTS,
+    HUB_PREFIX,
     HostSpec,
     LaunchdSettings,
     LinuxSettings,
@@ -24,6 +26,7 @@ from localai_provision.site.model import (
     PackageIndex,
     ServerSettings,
     Site,
+    TransferSettings,
     VerifySettings,
     canonical_package_name,
 )
@@ -124,6 +127,7 @@ def _cross_checks(doc: Document) -> list[Problem]:
                     )
                 )
         problems += _check_builtin_sources(doc, ("hosts", name), host)
+        problems += _check_push_needs_lock(doc, name)
         address = host.get("address", name)
         if not isinstance(address, str):
             continue
@@ -156,6 +160,42 @@ def _cross_checks(doc: Document) -> list[Problem]:
     return problems
 
 
+_MODEL_ID = re.compile(
+    r"^(?!.*(--|\.\.))[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$"
+)
+
+
+def _check_push_needs_lock(doc: Document, name: str) -> list[Problem]:
+    """`package_index.push` sends the locked wheels: without a lock there is no exact set
+    (and no hashes) to send."""
+    data: dict[str, Any] = doc.data
+    try:
+        merged = _merge_settings(data, name)
+    except (TypeError, AttributeError, KeyError):
+        return []  # a shape the schema already reported
+    index = merged.get("package_index")
+    if not isinstance(index, dict) or index.get("push") is not True or merged.get("lock"):
+        return []
+    host = data["hosts"][name] or {}
+    places: list[tuple[Any, ...]] = [("hosts", name)]
+    places += [("groups", g) for g in reversed(host.get("groups", []))]
+    places.append(("defaults",))
+    for place in places:
+        section: Any = data
+        for key in place:
+            section = section.get(key) if isinstance(section, dict) else None
+        index = section.get("package_index") if isinstance(section, dict) else None
+        if isinstance(index, dict) and "push" in index:
+            return [
+                doc.problem(
+                    (*place, "package_index", "push"),
+                    f"host `{name}`: `push` sends the locked wheels, but the host has no "
+                    "`lock`; add `lock:` (and run `localai lock`) or remove `push`",
+                )
+            ]
+    return []
+
+
 def _check_builtin_sources(
     doc: Document, path: tuple[str, ...], settings: dict[str, Any]
 ) -> list[Problem]:
@@ -163,6 +203,18 @@ def _check_builtin_sources(
     entries = settings.get("models")
     for i, entry in enumerate(entries if isinstance(entries, list) else []):
         source = entry.get("source") if isinstance(entry, dict) else None
+        if (
+            isinstance(source, str)
+            and source.startswith(HUB_PREFIX)
+            and not _MODEL_ID.match(source.removeprefix(HUB_PREFIX))
+        ):
+            problems.append(
+                doc.problem(
+                    (*path, "models", i, "source"),
+                    f"`{source}` is not `{HUB_PREFIX}ORG/NAME`, a model id the controller "
+                    "downloads, such as hf:mlx-community/Qwen3-4B-4bit",
+                )
+            )
         if isinstance(source, str) and source.startswith(BUILTIN_PREFIX):
             name = source.removeprefix(BUILTIN_PREFIX)
             if name not in BUILTIN_MODELS:
@@ -279,6 +331,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
     server = s.get("server", {})
     index = s.get("package_index", {})
     verify = s.get("verify", {})
+    transfer = s.get("transfer", {})
     connection = s.get("connection", "ssh")
     models = []
     for entry in _merge_models([], s.get("models", [])):
@@ -286,7 +339,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
             models.append(ModelSpec(id=entry))
             continue
         source = entry.get("source")
-        if source is not None and not source.startswith(BUILTIN_PREFIX):
+        if source is not None and not source.startswith((BUILTIN_PREFIX, HUB_PREFIX)):
             source = str((base_dir / os.path.expanduser(source)).resolve())
         models.append(
             ModelSpec(
@@ -340,6 +393,12 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
             extra_index_urls=tuple(index.get("extra_index_urls", ())),
             find_links=tuple(index.get("find_links", ())),
             no_index=index.get("no_index", False),
+            push=bool(index.get("push", False)),
+        ),
+        transfer=TransferSettings(
+            peers=bool(transfer.get("peers", True)),
+            peer_ports=tuple(sorted(transfer.get("peer_ports", TransferSettings.peer_ports))),
+            peer_address=transfer.get("peer_address"),
         ),
         models=tuple(models),
         verify=VerifySettings(

@@ -9,6 +9,7 @@ from typing import Any
 
 DEFAULT_ENDPOINTS = ("/v1/models", "/anthropic/v1/models")
 SECRET_MASK = "<secret>"
+HUB_PREFIX = "hf:"  # a model `source` the controller downloads from the Hugging Face hub
 
 
 def canonical_package_name(name: str) -> str:
@@ -44,6 +45,9 @@ class PackageIndex:
     extra_index_urls: tuple[str, ...] = ()
     find_links: tuple[str, ...] = ()
     no_index: bool = False
+    # The controller downloads the locked wheels once and sends each host those it lacks;
+    # hosts then install with no index at all (an offline lab, or one download for many Macs).
+    push: bool = False
 
     def arguments(self) -> list[str]:
         """The same options for pip, `uv pip install|sync` and `uv pip compile`."""
@@ -62,8 +66,10 @@ class ModelSpec:
     id: str
     revision: str = "main"
     prewarm: bool = True
-    # Absolute path on the controller to copy instead of downloading (relative paths in the
-    # site file are taken from the site file's folder).
+    # Where the host gets the model instead of downloading it itself: an absolute folder on
+    # the controller (relative paths in the site file are taken from the site file's
+    # folder), `builtin:NAME`, or `hf:ORG/NAME`, which the controller downloads once into its
+    # own Hugging Face cache.
     source: str | None = None
 
     @property
@@ -94,6 +100,15 @@ class MacosSettings:
     never_sleep: bool | None = None  # None: leave the Mac's setting alone
     restart_after_power_failure: bool | None = None
     gpu_wired_limit_mb: int | None = None
+
+
+@dataclass(frozen=True)
+class TransferSettings:
+    # Hosts that already hold a large file pass it on to the next ones (a doubling tree), so
+    # sending it to N hosts costs the controller one upload and time growing with log N.
+    peers: bool = True
+    peer_ports: tuple[int, int] = (49152, 65535)  # where a host may listen to pass a file on
+    peer_address: str | None = None  # how other hosts reach this one; default: `address`
 
 
 @dataclass(frozen=True)
@@ -130,6 +145,7 @@ class HostSpec:
     packages: dict[str, str] = field(default_factory=dict)
     package_index: PackageIndex = field(default_factory=PackageIndex)
     models: tuple[ModelSpec, ...] = ()
+    transfer: TransferSettings = field(default_factory=TransferSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,0 +1,343 @@
+"""Sending large files (model blobs, wheels) from the controller to many hosts.
+
+Every file is content-addressed: it is known by its digest, so a host that already holds it
+is never sent it again, a partial copy resumes where it stopped, and what arrives is checked
+before it is renamed into place (`scripts/blobs.py` does that on the host).
+
+Sending one file to N hosts must not cost N times the controller's upload. So every holder of
+a file (the controller, and each host once it has the file) passes it on to one host at a time:
+the number of holders doubles each round and the time grows with log N. A host passes a file on
+through a short-lived server bound to its site address on a port the site allows, serving only
+that file, only to a request naming a random token, and exiting after one copy or a timeout.
+When a host cannot reach another (a firewall, another network), the file comes from the
+controller instead and the apply says so in a warning.
+
+One `Distributor` serves one apply; the host jobs share it from their threads.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from localai_provision import scripts, shell
+from localai_provision.connectors.base import Connector
+from localai_provision.errors import CommandError, HostError
+from localai_provision.site.model import HostSpec
+
+# Below this size a file always comes from the controller: starting a peer's server costs
+# two commands, more than the copy itself.
+PEER_MIN_BYTES = 8 << 20
+PARTIAL = ".incomplete"
+# A holder waits this long for the host it serves to connect and read the file.
+SERVE_TIMEOUT_S = 300.0
+CONTROLLER = "controller"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """One file on the controller, known by its content."""
+
+    digest: str  # "sha256:HEX", or "gitsha1:HEX" for Hugging Face's small non-LFS files
+    size: int
+    local_path: Path
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where an artifact goes on one host, and how much of it is there already."""
+
+    artifact: Artifact
+    path: str  # absolute, on the host
+    partial_bytes: int = 0  # size of PATH.incomplete left by an interrupted copy
+
+
+@dataclass
+class Delivery:
+    """What one host received, for the apply's log."""
+
+    files: int = 0
+    from_controller_bytes: int = 0
+    from_peers_bytes: int = 0
+    resumed_bytes: int = 0  # already on the host from an interrupted copy, not sent again
+    sources: dict[str, int] = field(default_factory=dict)  # holder name -> files
+    warnings: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "files_sent": self.files,
+            "bytes_from_controller": self.from_controller_bytes,
+            "bytes_from_peers": self.from_peers_bytes,
+            "bytes_resumed": self.resumed_bytes,
+            "sources": dict(sorted(self.sources.items())),
+        }
+
+
+@dataclass
+class _Holder:
+    spec: HostSpec
+    connector: Connector
+    python: str
+    paths: dict[str, str] = field(default_factory=dict)  # digest -> path on this host
+
+
+class Distributor:
+    """Shared by every host job of one apply: who holds which file, who is busy sending."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._holders: dict[str, _Holder] = {}  # host name -> what it can pass on
+        self._busy: set[str] = set()  # holders (or CONTROLLER) sending right now
+        self._unreachable: set[tuple[str, str]] = set()  # (holder, receiver) that failed
+        self._memo: dict[object, object] = {}
+        self._memo_locks: dict[object, threading.Lock] = {}
+
+    # --- computed once per apply, whatever the number of hosts ---------------------------
+
+    def once(self, key: object, compute: Callable[[], object]) -> object:
+        """``compute()`` the first time ``key`` is asked for, by one thread; the rest wait
+        and share its result (hashing a 20 GB model once, not once per host)."""
+        with self._cond:
+            lock = self._memo_locks.setdefault(key, threading.Lock())
+        with lock:
+            if key not in self._memo:
+                self._memo[key] = compute()
+            return self._memo[key]
+
+    # --- sending ---------------------------------------------------------------------------
+
+    def deliver(
+        self,
+        connector: Connector,
+        spec: HostSpec,
+        python: str,
+        placements: list[Placement],
+        step: str,
+    ) -> Delivery:
+        """Make every placement's path hold its artifact on this host."""
+        delivery = Delivery()
+        small = [p for p in placements if not self._through_peers(spec, p)]
+        for placement in small:
+            self._upload(connector, placement, delivery)
+        if small:
+            _commit(connector, spec, python, small, step)
+        for placement in placements:
+            if placement in small:
+                continue
+            self._deliver_large(connector, spec, python, placement, delivery, step)
+        return delivery
+
+    def retire(self, host: str) -> None:
+        """The host's job is ending: no more passing on from it (its connection closes).
+        Waits for a copy it is serving right now to finish."""
+        with self._cond:
+            self._holders.pop(host, None)
+            while host in self._busy:
+                self._cond.wait(1.0)
+
+    def _through_peers(self, spec: HostSpec, placement: Placement) -> bool:
+        return (
+            spec.transfer.peers
+            and spec.connection == "ssh"
+            and placement.artifact.size - placement.partial_bytes >= PEER_MIN_BYTES
+        )
+
+    def _upload(self, connector: Connector, placement: Placement, delivery: Delivery) -> None:
+        artifact = placement.artifact
+        offset = placement.partial_bytes if placement.partial_bytes <= artifact.size else 0
+        connector.append_file(artifact.local_path, placement.path + PARTIAL, offset)
+        delivery.files += 1
+        delivery.from_controller_bytes += artifact.size - offset
+        delivery.resumed_bytes += offset
+        delivery.sources[CONTROLLER] = delivery.sources.get(CONTROLLER, 0) + 1
+
+    def _deliver_large(
+        self,
+        connector: Connector,
+        spec: HostSpec,
+        python: str,
+        placement: Placement,
+        delivery: Delivery,
+        step: str,
+    ) -> None:
+        digest = placement.artifact.digest
+        while True:
+            source = self._take_source(spec.name, digest)
+            try:
+                if source == CONTROLLER:
+                    self._upload(connector, placement, delivery)
+                    _commit(connector, spec, python, [placement], step)
+                    break
+                holder = self._holders_snapshot(source)
+                if holder is None:
+                    continue
+                try:
+                    received = _peer_copy(holder, connector, spec, python, placement, digest)
+                except HostError as exc:
+                    with self._cond:
+                        self._unreachable.add((source, spec.name))
+                    delivery.warnings.append(
+                        f"could not get a file from {source} ({exc.message}); it came from "
+                        "another holder or the controller instead"
+                    )
+                    continue
+                delivery.files += 1
+                delivery.from_peers_bytes += received
+                delivery.resumed_bytes += placement.artifact.size - received
+                delivery.sources[source] = delivery.sources.get(source, 0) + 1
+                break
+            finally:
+                self._give_back(source)
+        self._hold(connector, spec, python, digest, placement.path)
+
+    def _holders_snapshot(self, name: str) -> _Holder | None:
+        with self._cond:
+            return self._holders.get(name)
+
+    def _take_source(self, receiver: str, digest: str) -> str:
+        """The first idle holder of ``digest``: a host if one is free (the controller's
+        upload is the scarce resource), else the controller; waits while all are busy."""
+        with self._cond:
+            while True:
+                for name, holder in self._holders.items():
+                    if (
+                        digest in holder.paths
+                        and name not in self._busy
+                        and (name, receiver) not in self._unreachable
+                    ):
+                        self._busy.add(name)
+                        return name
+                if CONTROLLER not in self._busy:
+                    self._busy.add(CONTROLLER)
+                    return CONTROLLER
+                self._cond.wait(1.0)
+
+    def _give_back(self, source: str) -> None:
+        with self._cond:
+            self._busy.discard(source)
+            self._cond.notify_all()
+
+    def _hold(
+        self, connector: Connector, spec: HostSpec, python: str, digest: str, path: str
+    ) -> None:
+        if not spec.transfer.peers or spec.connection != "ssh":
+            return
+        with self._cond:
+            holder = self._holders.setdefault(spec.name, _Holder(spec, connector, python))
+            holder.paths[digest] = path
+            self._cond.notify_all()
+
+
+def _blobs_command(python: str, mode: str, config: dict[str, object]) -> str:
+    return shell.join([python, "-I", "-S", "-c", scripts.load("blobs"), mode, json.dumps(config)])
+
+
+def list_files(
+    connector: Connector,
+    spec: HostSpec,
+    python: str,
+    folder: str,
+    step: str,
+    *,
+    create: bool = False,
+    keep: list[str] | None = None,
+) -> dict[str, int]:
+    """{file name: size} in a folder of the host (partial copies included), in one command
+    that can also create the folder and delete what is not in ``keep`` first."""
+    config: dict[str, object] = {"dir": folder, "create": create}
+    if keep is not None:
+        config["keep"] = keep
+    command = _blobs_command(python, "list", config)
+    result = connector.run(command)
+    if not result.ok:
+        raise CommandError(
+            host=spec.name,
+            step=step,
+            message=f"cannot list {folder}",
+            command=command,
+            exit_status=result.exit_status,
+            output_tail=result.tail(),
+        )
+    listing: dict[str, int] = json.loads(result.stdout or "{}")
+    return listing
+
+
+def _commit(
+    connector: Connector, spec: HostSpec, python: str, placements: list[Placement], step: str
+) -> None:
+    files = [
+        {"path": p.path, "digest": p.artifact.digest, "size": p.artifact.size} for p in placements
+    ]
+    command = _blobs_command(python, "commit", {"files": files})
+    result = connector.run(
+        command, timeout=max(60.0, sum(p.artifact.size for p in placements) / 50e6)
+    )
+    if result.ok:
+        return
+    try:
+        bad: dict[str, str] = json.loads(result.stdout)["bad"]
+        why = "; ".join(f"{path}: {reason}" for path, reason in bad.items())
+    except (ValueError, KeyError, TypeError):
+        why = result.tail(3)
+    raise CommandError(
+        host=spec.name,
+        step=step,
+        message=f"what arrived is not what was sent: {why}",
+        command=command,
+        exit_status=result.exit_status,
+        output_tail=result.tail(),
+        hint="run apply again (a wrong file was deleted and is sent again); if it repeats, "
+        "check the host's disk",
+    )
+
+
+def _peer_copy(
+    holder: _Holder,
+    connector: Connector,
+    spec: HostSpec,
+    python: str,
+    placement: Placement,
+    digest: str,
+) -> int:
+    """``holder`` serves the file once; this host fetches it. Returns the bytes received."""
+    token = secrets.token_urlsafe(24)
+    low, high = holder.spec.transfer.peer_ports
+    address = holder.spec.transfer.peer_address or holder.spec.address
+    serve = _blobs_command(
+        holder.python,
+        "serve",
+        {
+            "path": holder.paths[digest],
+            "token": token,
+            "bind": address,
+            "ports": [low, high],
+            "timeout_s": SERVE_TIMEOUT_S,
+        },
+    )
+    started = holder.connector.run(serve, timeout=30.0)
+    if not started.ok:
+        raise HostError(host=spec.name, message=f"it could not serve: {started.tail(1)}")
+    port = int(json.loads(started.stdout)["port"])
+    artifact = placement.artifact
+    fetch = _blobs_command(
+        python,
+        "fetch",
+        {
+            "host": address,
+            "port": port,
+            "token": token,
+            "path": placement.path,
+            "digest": artifact.digest,
+            "size": artifact.size,
+        },
+    )
+    # Generous: a slow link moves 10 MB/s.
+    result = connector.run(fetch, timeout=max(120.0, artifact.size / 10e6))
+    if not result.ok:
+        raise HostError(host=spec.name, message=result.tail(1) or "the copy failed")
+    received: int = json.loads(result.stdout)["received"]
+    return received
