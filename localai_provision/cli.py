@@ -388,6 +388,7 @@ def cmd_apply(args: argparse.Namespace, io: Output) -> int:
                         "cost": r.cost(),
                         "verify": r.details.get("verify", {}),
                         "prewarm": r.details.get("prewarm", []),
+                        "steps": r.details.get("steps", []),
                         "warnings": r.warnings,
                     }
                     for r in results

@@ -68,12 +68,12 @@ def locked_requirements(lock: Lock) -> list[LockedRequirement]:
     return found
 
 
-def pip_platforms(platform: str, facts: Facts) -> list[str]:
+def pip_platforms(platform: str, os_version: str) -> list[str]:
     """pip's `--platform` values for a host: every tag its Python accepts, newest first."""
     os_name, _, arch = platform.partition("-")
     if os_name == "macos":
         # pip widens a macOS tag to the older releases it accepts.
-        major = (facts.system.os_version.split(".") or ["14"])[0]
+        major = os_version.split(".")[0]
         return [f"macosx_{major if major.isdigit() else '14'}_0_{arch}"]
     # The locks are resolved for glibc 2.35; pip does not widen manylinux_2_X tags itself.
     return [f"manylinux_2_{minor}_{arch}" for minor in range(35, 16, -1)] + [
@@ -163,6 +163,7 @@ def _download(
             "-m",
             "pip",
             "download",
+            *_isolated(index),
             "--disable-pip-version-check",
             "--no-input",
             "--quiet",
@@ -174,7 +175,11 @@ def _download(
             f"{major}.{minor}",
             "--implementation",
             "cp",
-            *[a for p in pip_platforms(platform, facts) for a in ("--platform", p)],
+            *[
+                a
+                for p in pip_platforms(platform, facts.system.os_version)
+                for a in ("--platform", p)
+            ],
             *[a for abi in (f"cp{major}{minor}", "abi3", "none") for a in ("--abi", abi)],
             *index.arguments(),
             "-r",
@@ -196,6 +201,13 @@ def _download(
             shutil.move(str(wheel), folder / wheel.name)
 
 
+def _isolated(index: PackageIndex) -> list[str]:
+    """With `no_index`, the site's find_links are the only source: the controller's own pip
+    configuration (its find-links, constraints) must not add wheels the lock never named.
+    With an index, the controller's configuration (certificates, proxy, mirror) is kept."""
+    return ["--isolated"] if index.no_index else []
+
+
 def tool_wheel(name: str, platform: str, facts: Facts, index: PackageIndex) -> Wheel | None:
     """A wheel of an installer tool (uv) for the platform, downloaded once; None if no index
     offers one (the host then installs with pip)."""
@@ -212,6 +224,7 @@ def tool_wheel(name: str, platform: str, facts: Facts, index: PackageIndex) -> W
                 "-m",
                 "pip",
                 "download",
+                *_isolated(index),
                 "--disable-pip-version-check",
                 "--no-input",
                 "--quiet",
@@ -221,7 +234,11 @@ def tool_wheel(name: str, platform: str, facts: Facts, index: PackageIndex) -> W
                 str(folder),
                 "--python-version",
                 f"{major}.{minor}",
-                *[a for p in pip_platforms(platform, facts) for a in ("--platform", p)],
+                *[
+                    a
+                    for p in pip_platforms(platform, facts.system.os_version)
+                    for a in ("--platform", p)
+                ],
                 *index.arguments(),
                 name,
             ]
