@@ -93,6 +93,7 @@ class Distributor:
         self._holders: dict[str, _Holder] = {}  # host name -> what it can pass on
         self._busy: set[str] = set()  # holders (or CONTROLLER) sending right now
         self._unreachable: set[tuple[str, str]] = set()  # (holder, receiver) that failed
+        self._wanted: dict[str, int] = {}  # digest -> hosts waiting for a holder of it
         self._memo: dict[object, object] = {}
         self._memo_locks: dict[object, threading.Lock] = {}
 
@@ -132,12 +133,16 @@ class Distributor:
         return delivery
 
     def retire(self, host: str) -> None:
-        """The host's job is ending: no more passing on from it (its connection closes).
-        Waits for a copy it is serving right now to finish."""
+        """The host's job is ending and its connection will close. While other hosts wait
+        for a file it holds, it keeps passing it on (the last round of the tree needs every
+        holder); then it waits for a copy it is serving right now to finish."""
         with self._cond:
-            self._holders.pop(host, None)
-            while host in self._busy:
+            holder = self._holders.get(host)
+            while holder is not None and (
+                host in self._busy or any(self._wanted.get(d) for d in holder.paths)
+            ):
                 self._cond.wait(1.0)
+            self._holders.pop(host, None)
 
     def _through_peers(self, spec: HostSpec, placement: Placement) -> bool:
         return (
@@ -202,19 +207,24 @@ class Distributor:
         """The first idle holder of ``digest``: a host if one is free (the controller's
         upload is the scarce resource), else the controller; waits while all are busy."""
         with self._cond:
-            while True:
-                for name, holder in self._holders.items():
-                    if (
-                        digest in holder.paths
-                        and name not in self._busy
-                        and (name, receiver) not in self._unreachable
-                    ):
-                        self._busy.add(name)
-                        return name
-                if CONTROLLER not in self._busy:
-                    self._busy.add(CONTROLLER)
-                    return CONTROLLER
-                self._cond.wait(1.0)
+            self._wanted[digest] = self._wanted.get(digest, 0) + 1
+            try:
+                while True:
+                    for name, holder in self._holders.items():
+                        if (
+                            digest in holder.paths
+                            and name not in self._busy
+                            and (name, receiver) not in self._unreachable
+                        ):
+                            self._busy.add(name)
+                            return name
+                    if CONTROLLER not in self._busy:
+                        self._busy.add(CONTROLLER)
+                        return CONTROLLER
+                    self._cond.wait(1.0)
+            finally:
+                self._wanted[digest] -= 1
+                self._cond.notify_all()
 
     def _give_back(self, source: str) -> None:
         with self._cond:

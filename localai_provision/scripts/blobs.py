@@ -61,6 +61,8 @@ def settle(path, digest, size, h):
     if digest.split(":", 1)[1] != h.hexdigest():
         os.unlink(part)
         return "its content does not match %s (deleted; it is sent again next time)" % digest
+    # On disk before it gets its final name: after a power cut the name never points at
+    # content that was not written.
     with open(part, "rb+") as f:
         os.fsync(f.fileno())
     os.chmod(part, 0o644)
