@@ -36,6 +36,9 @@ PARTIAL = ".incomplete"
 # A holder waits this long for the host it serves to connect and read the file.
 SERVE_TIMEOUT_S = 300.0
 CONTROLLER = "controller"
+# A copy that makes no progress for this long is given up (its source died): the receiver
+# then resumes from another holder or the controller.
+STALL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,8 @@ class Distributor:
         self._busy: set[str] = set()  # holders (or CONTROLLER) sending right now
         self._unreachable: set[tuple[str, str]] = set()  # (holder, receiver) that failed
         self._wanted: dict[str, int] = {}  # digest -> hosts waiting for a holder of it
+        # (host, digest) -> where that host's copy is coming from, while it is arriving.
+        self._upstream: dict[tuple[str, str], str] = {}
         self._memo: dict[object, object] = {}
         self._memo_locks: dict[object, threading.Lock] = {}
 
@@ -170,54 +175,82 @@ class Distributor:
         step: str,
     ) -> None:
         digest = placement.artifact.digest
-        while True:
-            source = self._take_source(spec.name, digest)
-            try:
-                if source == CONTROLLER:
-                    self._upload(connector, placement, delivery)
-                    _commit(connector, spec, python, [placement], step)
-                    break
-                holder = self._holders_snapshot(source)
-                if holder is None:
-                    continue
+        try:
+            while True:
+                source = self._take_source(spec.name, digest)
+                # From now on this host can pass the file on as it arrives (cut-through): the
+                # next host need not wait for the whole file.
+                self._hold(connector, spec, python, digest, placement.path, upstream=source)
                 try:
-                    received = _peer_copy(holder, connector, spec, python, placement, digest)
-                except HostError as exc:
-                    with self._cond:
-                        self._unreachable.add((source, spec.name))
-                    delivery.warnings.append(
-                        f"could not get a file from {source} ({exc.message}); it came from "
-                        "another holder or the controller instead"
-                    )
-                    continue
-                delivery.files += 1
-                delivery.from_peers_bytes += received
-                delivery.resumed_bytes += placement.artifact.size - received
-                delivery.sources[source] = delivery.sources.get(source, 0) + 1
-                break
-            finally:
-                self._give_back(source)
-        self._hold(connector, spec, python, digest, placement.path)
+                    if source == CONTROLLER:
+                        self._upload(connector, placement, delivery)
+                        _commit(connector, spec, python, [placement], step)
+                        break
+                    holder = self._holders_snapshot(source)
+                    if holder is None:
+                        continue
+                    try:
+                        received = _peer_copy(holder, connector, spec, python, placement, digest)
+                    except HostError as exc:
+                        with self._cond:
+                            self._unreachable.add((source, spec.name))
+                        delivery.warnings.append(
+                            f"could not get a file from {source} ({exc.message}); it came "
+                            "from another holder or the controller instead"
+                        )
+                        placement = _with_partial(connector, spec, python, placement, step)
+                        continue
+                    delivery.files += 1
+                    delivery.from_peers_bytes += received
+                    delivery.resumed_bytes += placement.artifact.size - received
+                    delivery.sources[source] = delivery.sources.get(source, 0) + 1
+                    break
+                finally:
+                    self._give_back(source)
+        except BaseException:
+            self._unhold(spec.name, digest)
+            raise
+        with self._cond:
+            self._upstream.pop((spec.name, digest), None)  # whole now: depends on no one
 
     def _holders_snapshot(self, name: str) -> _Holder | None:
         with self._cond:
             return self._holders.get(name)
 
+    def _feeds_from(self, holder: str, receiver: str, digest: str) -> bool:
+        """Is ``holder``'s copy still arriving, directly or not, from ``receiver``?"""
+        seen = set()
+        while holder not in seen:
+            seen.add(holder)
+            upstream = self._upstream.get((holder, digest))
+            if upstream is None or upstream == CONTROLLER:
+                return False
+            if upstream == receiver:
+                return True
+            holder = upstream
+        return True
+
     def _take_source(self, receiver: str, digest: str) -> str:
-        """The first idle holder of ``digest``: a host if one is free (the controller's
-        upload is the scarce resource), else the controller; waits while all are busy."""
+        """An idle holder of ``digest``: a host that has the whole file, else one that is
+        receiving it (not from this receiver), else the controller, whose upload is the
+        scarce resource; waits while all are busy."""
         with self._cond:
             self._wanted[digest] = self._wanted.get(digest, 0) + 1
             try:
                 while True:
-                    for name, holder in self._holders.items():
-                        if (
-                            digest in holder.paths
-                            and name not in self._busy
-                            and (name, receiver) not in self._unreachable
-                        ):
-                            self._busy.add(name)
-                            return name
+                    idle = [
+                        name
+                        for name, holder in self._holders.items()
+                        if digest in holder.paths
+                        and name not in self._busy
+                        and name != receiver
+                        and (name, receiver) not in self._unreachable
+                        and not self._feeds_from(name, receiver, digest)
+                    ]
+                    idle.sort(key=lambda name: (name, digest) in self._upstream)
+                    if idle:
+                        self._busy.add(idle[0])
+                        return idle[0]
                     if CONTROLLER not in self._busy:
                         self._busy.add(CONTROLLER)
                         return CONTROLLER
@@ -232,13 +265,28 @@ class Distributor:
             self._cond.notify_all()
 
     def _hold(
-        self, connector: Connector, spec: HostSpec, python: str, digest: str, path: str
+        self,
+        connector: Connector,
+        spec: HostSpec,
+        python: str,
+        digest: str,
+        path: str,
+        upstream: str,
     ) -> None:
         if not spec.transfer.peers or spec.connection != "ssh":
             return
         with self._cond:
             holder = self._holders.setdefault(spec.name, _Holder(spec, connector, python))
             holder.paths[digest] = path
+            self._upstream[(spec.name, digest)] = upstream
+            self._cond.notify_all()
+
+    def _unhold(self, host: str, digest: str) -> None:
+        with self._cond:
+            holder = self._holders.get(host)
+            if holder is not None:
+                holder.paths.pop(digest, None)
+            self._upstream.pop((host, digest), None)
             self._cond.notify_all()
 
 
@@ -305,6 +353,16 @@ def _commit(
     )
 
 
+def _with_partial(
+    connector: Connector, spec: HostSpec, python: str, placement: Placement, step: str
+) -> Placement:
+    """The placement with what a failed copy left on the host, to resume from there (and
+    so that a host passing it on meanwhile keeps its bytes)."""
+    folder, _, name = placement.path.rpartition("/")
+    present = list_files(connector, spec, python, folder, step)
+    return Placement(placement.artifact, placement.path, present.get(name + PARTIAL, 0))
+
+
 def _peer_copy(
     holder: _Holder,
     connector: Connector,
@@ -326,6 +384,8 @@ def _peer_copy(
             "bind": address,
             "ports": [low, high],
             "timeout_s": SERVE_TIMEOUT_S,
+            "size": placement.artifact.size,
+            "stall_s": STALL_S,
         },
     )
     started = holder.connector.run(serve, timeout=30.0)
@@ -343,6 +403,7 @@ def _peer_copy(
             "path": placement.path,
             "digest": artifact.digest,
             "size": artifact.size,
+            "stall_s": STALL_S,
         },
     )
     # Generous: a slow link moves 10 MB/s.

@@ -9,10 +9,12 @@
 #           files of D not named there (nor partial copies of them).
 #   commit  {"files": [{"path": P, "digest": G, "size": N}]}: check each P.incomplete, rename
 #           it to P; a wrong one is deleted. Prints {"ok": [...], "bad": {path: why}}.
-#   serve   {"path": P, "token": T, "bind": ADDR, "ports": [LO, HI], "timeout_s": S}: pass P on
-#           to another host: listen on ADDR (one port of LO..HI), print {"port": N} and return
-#           at once; a detached child serves GET /T (Range allowed) until one whole copy went
-#           out or S seconds passed, then exits. Nothing else is served.
+#   serve   {"path": P, "size": N, "token": T, "bind": ADDR, "ports": [LO, HI], "timeout_s": S,
+#           "stall_s": W}: pass P on to another host: listen on ADDR (one port of LO..HI),
+#           print {"port": N} and return at once; a detached child serves GET /T (Range
+#           allowed) until one whole copy went out or S seconds passed, then exits. Nothing
+#           else is served. P may still be arriving (P.incomplete): its bytes are sent as
+#           they land (cut-through), and a copy with no new byte for W seconds is cut.
 #   fetch   {"host": H, "port": N, "token": T, "path": P, "digest": G, "size": N}: get P from a
 #           host serving it, resuming P.incomplete, check the digest, rename.
 import hashlib
@@ -131,9 +133,42 @@ def read_request(conn):
     return (parts[1] if len(parts) > 1 else ""), start
 
 
+def open_growing(path, wait_s):
+    """The file, whole or still arriving (PATH.incomplete); waits for it to appear."""
+    deadline = time.time() + wait_s
+    while True:
+        for candidate in (path, path + PARTIAL):
+            try:
+                return open(candidate, "rb")
+            except FileNotFoundError:
+                pass
+        if time.time() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def send_growing(conn, f, start, size, stall_s):
+    """Send bytes start..size of f as they arrive on disk (this host may still be receiving
+    the file itself); give up after stall_s seconds without a new byte."""
+    sent = start
+    idle_since = time.time()
+    while sent < size:
+        available = min(os.fstat(f.fileno()).st_size, size)
+        if available > sent:
+            sent += conn.sendfile(f, offset=sent, count=available - sent)
+            idle_since = time.time()
+        elif time.time() - idle_since > stall_s:
+            return False
+        else:
+            time.sleep(0.01)
+    return True
+
+
 def serve(cfg):
-    path, token = cfg["path"], cfg["token"]
-    size = os.stat(path).st_size
+    path, token, size = cfg["path"], cfg["token"], cfg["size"]
+    f = open_growing(path, 10.0)
+    if f is None:
+        fail(5, "%s is not on this host" % path)
     family = socket.AF_INET6 if ":" in cfg["bind"] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     low, high = cfg["ports"]
@@ -175,13 +210,12 @@ def serve(cfg):
             status = b"206 Partial Content" if start else b"200 OK"
             head = b"HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
             conn.sendall(head % (status, size - start))
-            with open(path, "rb") as f:
-                if size - start:
-                    conn.sendfile(f, offset=start, count=size - start)
+            whole = send_growing(conn, f, start, size, cfg["stall_s"])
             conn.shutdown(socket.SHUT_WR)
             # Wait for the receiver to close: it has then read everything.
             conn.recv(1)
-            break
+            if whole:
+                break
         except OSError:
             continue
         finally:
@@ -202,7 +236,7 @@ def fetch(cfg):
             for chunk in iter(lambda: f.read(CHUNK), b""):
                 h.update(chunk)
     try:
-        conn = socket.create_connection((cfg["host"], cfg["port"]), timeout=30)
+        conn = socket.create_connection((cfg["host"], cfg["port"]), timeout=cfg.get("stall_s", 30))
     except OSError as exc:
         fail(6, "cannot reach %s:%s: %s" % (cfg["host"], cfg["port"], exc))
     conn.sendall(
