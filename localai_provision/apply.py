@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -60,7 +61,7 @@ from localai_provision.services.base import ServiceManager, service_manager_for
 from localai_provision.services.launchd import LaunchdService
 from localai_provision.site.model import HUB_PREFIX, HostSpec, ModelSpec
 from localai_provision.transfer import PARTIAL, Artifact, Distributor, Placement, list_files
-from localai_provision.wheelhouse import Wheel, tool_wheel, wheels_for
+from localai_provision.wheelhouse import BUILD_TOOLS, Wheel, tool_wheel, wheels_for
 
 # Apply statuses.
 OK = "ok"  # nothing to do
@@ -401,13 +402,16 @@ def push_wheels(
         ) from None
     assert isinstance(wheels, list)
     tools = []
-    if spec.installer != "pip":
-        uv = distributor.once(
-            ("uv", lock.platform, facts.python.version[:2]),
-            lambda: tool_wheel("uv", lock.platform, facts, spec.package_index),
+    wanted = ["uv"] if spec.installer != "pip" else []
+    if any(not w.filename.endswith(".whl") for w in wheels):
+        wanted += BUILD_TOOLS  # an sdist is built on the host, with no index
+    for name in wanted:
+        tool = distributor.once(
+            (name, lock.platform, facts.python.version[:2]),
+            functools.partial(tool_wheel, name, lock.platform, facts, spec.package_index),
         )
-        if isinstance(uv, Wheel):
-            tools.append(uv)
+        if isinstance(tool, Wheel):
+            tools.append(tool)
     python = facts.python.executable
     everything: list[Wheel] = [*wheels, *tools]
     present = list_files(

@@ -24,6 +24,9 @@ from localai_provision.lock import Lock, LockError
 from localai_provision.site.model import PackageIndex
 
 DOWNLOAD_TIMEOUT_S = 1800.0
+ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
+# What a host needs to build a pushed sdist with no index (pip's and uv's isolated builds).
+BUILD_TOOLS = ("setuptools", "wheel")
 _BLOCK = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==(\S+)")
 _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 # One download per platform folder at a time, across the host threads of an apply.
@@ -101,7 +104,7 @@ def _index(folder: Path) -> dict[str, Path]:
                 cached[(parts[0], int(parts[1]))] = parts[2]
     found: dict[str, Path] = {}
     lines = []
-    for path in sorted(folder.glob("*.whl")):
+    for path in sorted(p for p in folder.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES)):
         key = (path.name, path.stat().st_size)
         sha = cached.get(key) or _sha256(path)
         found[sha] = path
@@ -113,8 +116,9 @@ def _index(folder: Path) -> dict[str, Path]:
 
 
 def wheels_for(lock: Lock, facts: Facts, index: PackageIndex) -> list[Wheel]:
-    """The lock's wheels for this host's platform, downloaded into the wheelhouse first if
-    missing. Raises LockError naming what no index offers."""
+    """The lock's wheels (or, for a package with none, its sdist) for this host's platform,
+    downloaded into the wheelhouse first if missing. Raises LockError naming what no index
+    offers."""
     folder = wheelhouse_root() / lock.platform
     with _folder_locks_guard:
         folder_lock = _folder_locks.setdefault(folder, threading.Lock())
@@ -168,7 +172,9 @@ def _download(
             "--no-input",
             "--quiet",
             "--no-deps",
-            "--only-binary=:all:",
+            # A wheel wherever one exists; a package published only as source (a few pure
+            # Python ones are) comes as its sdist, which the host builds offline.
+            "--prefer-binary",
             "--dest",
             str(dest),
             "--python-version",
@@ -197,8 +203,9 @@ def _download(
                 f"the controller could not download the locked wheels for {platform} "
                 f"(pip download exited {result.returncode}):\n{tail}"
             )
-        for wheel in dest.glob("*.whl"):
-            shutil.move(str(wheel), folder / wheel.name)
+        for wheel in dest.iterdir():
+            if wheel.name.endswith(ARCHIVE_SUFFIXES):
+                shutil.move(str(wheel), folder / wheel.name)
 
 
 def _isolated(index: PackageIndex) -> list[str]:
