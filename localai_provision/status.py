@@ -9,7 +9,7 @@ from localai_provision.connectors.base import connector_for
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, HostResult
-from localai_provision.plan import desired_packages, layout_for
+from localai_provision.plan import desired_packages, layout_for, pull_warnings
 from localai_provision.services.base import service_manager_for
 from localai_provision.site.model import HostSpec
 
@@ -36,6 +36,9 @@ def describe(spec: HostSpec, facts: Facts) -> dict[str, Any]:
         "latency_ms": {e.path: round(e.ms, 1) for e in facts.endpoints if e.ms is not None},
         "os": f"{facts.system.os} {facts.system.os_version}".strip(),
         "last_apply": (facts.state or {}).get("applied_at"),
+        # Pull mode: the host's own report of its last `apply --local` (docs/pull.md).
+        "last_pull": facts.pull_report.as_dict() if facts.pull_report else None,
+        "warnings": pull_warnings(spec, facts),
     }
 
 
@@ -59,6 +62,7 @@ def status_job(fleet: Fleet, spec: HostSpec) -> HostResult:
     return HostResult(
         name=spec.name,
         status=RUNNING if info["running"] else STOPPED,
+        warnings=list(info["warnings"]),
         facts=facts,
         commands=1,
         connections=1,
