@@ -411,7 +411,7 @@ def cmd_apply(args: argparse.Namespace, io: Output) -> int:
     if args.local is not None:
         return _apply_pull(args, io)
     file, hosts = _site_hosts(args)
-    return _apply(args, io, file, hosts)[0]
+    return _apply(args, io, file, hosts)
 
 
 def _apply_pull(args: argparse.Namespace, io: Output) -> int:
@@ -426,12 +426,10 @@ def _apply_pull(args: argparse.Namespace, io: Output) -> int:
         file, hosts = _site_hosts(args)
     except (SiteError, UsageError) as exc:
         if args.report:
-            error = (
-                f"{exc.problems[0].render()}"
-                + (f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else "")
-                if isinstance(exc, SiteError)
-                else str(exc)
-            )
+            error = str(exc)
+            if isinstance(exc, SiteError):
+                more = len(exc.problems) - 1
+                error = exc.problems[0].render() + (f" (and {more} more)" if more else "")
             pull.write_report(
                 args.report,
                 pull.build_report(
@@ -447,7 +445,24 @@ def _apply_pull(args: argparse.Namespace, io: Output) -> int:
         raise
     [spec] = hosts
     report_path = args.report or pull.default_report_path(spec)
-    code, [result] = _apply(args, io, file, hosts, {"pull_report": report_path})
+    results = _run_apply(args, io, file, hosts)
+    try:
+        code = _render_apply(args, io, results, {"pull_report": report_path})
+    finally:
+        # Written even when printing fails (a closed pipe): the report is what the
+        # controller sees of this run.
+        _write_pull_report(spec, results[0], site_file, started, git, report_path)
+    return code
+
+
+def _write_pull_report(
+    spec: HostSpec,
+    result: HostResult,
+    site_file: Path,
+    started: str,
+    git: pull.GitOutcome | None,
+    report_path: str,
+) -> None:
     failed = result.failed or result.status == SKIPPED
     outcome = (
         pull.FAILED if failed else pull.CHANGED if result.status == CHANGED else pull.CONVERGED
@@ -466,18 +481,16 @@ def _apply_pull(args: argparse.Namespace, io: Output) -> int:
     try:
         pull.write_report(report_path, report)
     except OSError as exc:
-        io.error(f"localai: error: could not write the pull report {report_path}: {exc}")
-        return EXIT_ERROR
-    return code
+        raise LocalAIError(f"could not write the pull report {report_path}: {exc}") from None
 
 
-def _apply(
-    args: argparse.Namespace,
-    io: Output,
-    file: str,
-    hosts: list[HostSpec],
-    extra: dict[str, Any] | None = None,
-) -> tuple[int, list[HostResult]]:
+def _apply(args: argparse.Namespace, io: Output, file: str, hosts: list[HostSpec]) -> int:
+    return _render_apply(args, io, _run_apply(args, io, file, hosts))
+
+
+def _run_apply(
+    args: argparse.Namespace, io: Output, file: str, hosts: list[HostSpec]
+) -> list[HostResult]:
     options = ApplyOptions(site_hash=site_hash(Path(file)), lock_wait_s=args.lock_wait)
     live = not args.json and io.err.isatty()
     progress = Progress(io, [h.name for h in hosts], live) if not args.quiet else None
@@ -489,6 +502,15 @@ def _apply(
         serial=args.serial,
         progress=progress,
     )
+    return results
+
+
+def _render_apply(
+    args: argparse.Namespace,
+    io: Output,
+    results: list[HostResult],
+    extra: dict[str, Any] | None = None,
+) -> int:
     failed = any(r.failed or r.status == SKIPPED for r in results)
     if args.json:
         io.json(
@@ -512,7 +534,7 @@ def _apply(
                 **(extra or {}),
             }
         )
-        return (EXIT_ERROR if failed else EXIT_OK), results
+        return EXIT_ERROR if failed else EXIT_OK
     rows = [("HOST", "STATUS", "CHANGES", "ELAPSED", "VERIFY", "PREWARM")]
     for r in results:
         verify = r.details.get("verify", {})
@@ -542,7 +564,7 @@ def _apply(
         f"{_count(summary['hosts'], 'host')}: {summary['ok']} unchanged, {summary['changed']} "
         f"changed, {summary['failed']} failed, {summary['skipped']} skipped"
     )
-    return (EXIT_ERROR if failed else EXIT_OK), results
+    return EXIT_ERROR if failed else EXIT_OK
 
 
 def _apply_summary(results: list[HostResult]) -> dict[str, int]:
