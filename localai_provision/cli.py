@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import getpass
 import json
 import os
 import sys
@@ -444,6 +445,12 @@ def _apply_pull(args: argparse.Namespace, io: Output) -> int:
             )
         raise
     [spec] = hosts
+    me = getpass.getuser()
+    if spec.user and spec.user != me:
+        io.error(
+            f"warning: {spec.name}'s `user` is {spec.user}, but this runs as {me}: what it "
+            f"installs belongs to {me}; run it as {spec.user}"
+        )
     report_path = args.report or pull.default_report_path(spec)
     results = _run_apply(args, io, file, hosts)
     try:
