@@ -232,6 +232,16 @@ def test_apply_installs_the_pull_timer_in_the_users_crontab_and_removes_it(
     code, drift = lab.drift_json(site)
     assert code == 0 and drift[me.name]["last_pull"]["result"] == "converged"
 
+    # A pull older than 3 intervals (the timer stopped, the host slept): a warning, not drift.
+    report = report_of(me)
+    report["finished_at"] = "2020-01-01T00:00:00Z"
+    path = me.home / ".localai" / "state" / "pull-report.json"
+    path.write_text(json.dumps(report))
+    code, out, _ = lab.cli("drift", str(site))
+    assert code == 0, out
+    assert f"warning: {me.name}: the last pull ran" in out
+    assert "(2020-01-01T00:00:00Z), more than 3 times its interval of 300 s" in out
+
     # A new interval replaces the line; the user's own line stays.
     site = lab.site([me], models=models, pull=pull_settings(me, program, interval_s=3600))
     code, result = lab.json("apply", site)
