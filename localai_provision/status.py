@@ -38,8 +38,17 @@ def describe(spec: HostSpec, facts: Facts) -> dict[str, Any]:
         "last_apply": (facts.state or {}).get("applied_at"),
         # Pull mode: the host's own report of its last `apply --local` (docs/pull.md).
         "last_pull": facts.pull_report.as_dict() if facts.pull_report else None,
+        "pull_timer": _pull_timer(facts),
         "warnings": pull_warnings(spec, facts),
     }
+
+
+def _pull_timer(facts: Facts) -> dict[str, Any] | None:
+    """The pull timer as installed on the host (its crontab lines or its plist), if any."""
+    timer = facts.pull_timer
+    if timer is None or timer.definition is None:
+        return None
+    return {"kind": timer.kind, "path": timer.path, "definition": timer.definition}
 
 
 def _loaded_models(facts: Facts) -> list[str] | None:

@@ -222,6 +222,9 @@ def test_apply_installs_the_pull_timer_in_the_users_crontab_and_removes_it(
     assert f"--host {me.name} --git-pull" in line
     assert (me.home / ".localai" / "state" / "pull-cron").exists()
     assert lab.drift_json(site)[0] == 0
+    code, status = lab.json("status", site)
+    assert status[me.name]["pull_timer"]["kind"] == "cron"
+    assert f"--host {me.name}" in status[me.name]["pull_timer"]["definition"]
 
     # What cron would run, run now as the user: the host pulls and reports.
     command = line.split(" ", 5)[5]

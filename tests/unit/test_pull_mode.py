@@ -78,6 +78,12 @@ def test_plan_local_works_on_this_machine_without_ssh(tmp_path: Path) -> None:
     [host] = json.loads(out)["hosts"]
     assert host["name"] == "mini-01" and host["cost"]["connections"] == 1
     assert "secret TOKEN" in {c["resource"] for c in host["changes"]}
+    # apply's own options keep working: --dry-run is the plan, and touches nothing.
+    code, out, _ = run(
+        "apply", "--local", str(two_hosts(tmp_path)), "--host", "mini-01", "--dry-run", "--json"
+    )
+    assert code == 2 and json.loads(out)["hosts"][0]["name"] == "mini-01"
+    assert not (tmp_path / "prefix" / "state").exists()  # no report for a dry run
 
 
 def test_a_failed_pull_leaves_a_report_and_drift_warns(tmp_path: Path) -> None:
