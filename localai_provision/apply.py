@@ -33,7 +33,16 @@ from localai_provision.fleet import (
     HostResult,
     ProgressCallback,
 )
-from localai_provision.layout import SHIM_MODULE, Layout
+from localai_provision.layout import (
+    CRON_BEGIN,
+    CRON_END,
+    PULL_LABEL,
+    SHIM_MODULE,
+    Layout,
+    expand_home,
+    pull_plist,
+    pull_plist_path,
+)
 from localai_provision.lock import Lock, LockError, lock_for
 from localai_provision.plan import (
     FAIL,
@@ -41,6 +50,7 @@ from localai_provision.plan import (
     MACOS,
     MODEL,
     PACKAGE,
+    PULL_TIMER,
     PYTHON,
     REMOVE,
     SECRET,
@@ -52,6 +62,7 @@ from localai_provision.plan import (
     VENV,
     Change,
     desired_config,
+    desired_pull_timer,
     layout_for,
     plan,
     plan_warnings,
@@ -707,6 +718,58 @@ def verify(
     return result
 
 
+# The tool's lines of the user's crontab are replaced (or removed) in place, on the host, so
+# that lines another program adds meanwhile are kept. A crontab that cannot be read (other
+# than "no crontab for USER") is left alone: writing would wipe it.
+_CRON_SCRIPT = r"""
+current=$(crontab -l 2>&1) || case "$current" in
+  *"no crontab"*) current="" ;;
+  *) printf '%s\n' "$current" >&2; exit 1 ;;
+esac
+{ if [ -n "$current" ]; then printf '%s\n' "$current" | sed "$C_SED"; fi
+  printf '%s' "$C_BLOCK"; } | crontab - || exit 1
+if [ -n "$C_BLOCK" ]; then mkdir -p "$C_STATE" && : > "$C_MARKER"; else rm -f "$C_MARKER"; fi
+"""
+
+
+def converge_pull_timer(
+    connector: Connector, spec: HostSpec, facts: Facts, layout: Layout, change: Change
+) -> None:
+    """Install, replace or remove the pull timer: a launchd job on macOS (the same plist
+    machinery as the server's job), the tool's lines of the user's crontab elsewhere."""
+    wanted = None if change.action == REMOVE else desired_pull_timer(spec, facts)
+    if facts.system.os == "macos":
+        service = LaunchdService(connector, spec, layout, facts)
+        path = expand_home(pull_plist_path(spec), facts.system.home)
+        if wanted is None:
+            service.remove_job(PULL_LABEL, path)
+            return
+        _run_step(connector, spec, PULL_TIMER, ["mkdir", "-p", layout.log_dir], "mkdir failed")
+        data = pull_plist(spec, layout, facts.system.user, facts.system.home)
+        service.install_plist(path, PULL_LABEL, data)
+        service.load_job(PULL_LABEL, path)
+        return
+    command = _with_vars(
+        _CRON_SCRIPT,
+        C_SED=f"/^{CRON_BEGIN.split(' (')[0]}/,/^{CRON_END}$/d",
+        C_BLOCK=wanted or "",
+        C_STATE=layout.state_dir,
+        C_MARKER=layout.pull_cron_marker,
+    )
+    result = connector.run(command)
+    if not result.ok:
+        raise _failed(
+            spec,
+            PULL_TIMER,
+            "could not "
+            + ("remove the pull timer from" if wanted is None else "write")
+            + " the user's crontab",
+            "crontab - <the tool's lines>",
+            result,
+            hint="check that this user may use cron (/etc/cron.allow, /etc/cron.deny)",
+        )
+
+
 def write_state(
     connector: Connector,
     spec: HostSpec,
@@ -760,6 +823,7 @@ def execute(
         PYTHON: "install Python 3 on the host or fix `python`",
         LOCK: "run `localai lock SITE`, commit the lock files, then apply again",
         SECRET: "set the variable in the environment of the shell that runs localai",
+        PULL_TIMER: "install cron on the host, or leave `pull` out of its settings",
     }
     steps = {SYSTEM: "system-packages", PYTHON: "python", LOCK: "lock-file"}
     for change in changes:
@@ -800,6 +864,10 @@ def execute(
         fleet.progress(spec.name, "Mac settings")
         LaunchdService(connector, spec, layout, facts).apply_macos_settings(by_kind[MACOS])
         log.steps.append({"step": "macos", "settings": [c.name for c in by_kind[MACOS]]})
+    for change in by_kind.get(PULL_TIMER, []):
+        fleet.progress(spec.name, "the pull timer")
+        converge_pull_timer(connector, spec, facts, layout, change)
+        log.steps.append({"step": PULL_TIMER, "action": change.action})
     service_changes = by_kind.get(SERVICE, [])
     service = service_manager_for(connector, spec, layout, facts)
     redefined = SERVICE_DEFINITION in by_kind

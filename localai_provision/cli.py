@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
+import getpass
 import json
 import os
 import sys
@@ -23,13 +25,14 @@ from typing import Any, TextIO
 
 import yaml
 
-from localai_provision import __version__
+from localai_provision import __version__, pull
 from localai_provision.apply import CHANGED, SKIPPED, ApplyOptions, apply_hosts, site_hash
 from localai_provision.errors import LocalAIError, Problem, SiteError, UsageError
 from localai_provision.fleet import DEFAULT_FORKS, DRIFT, IN_SYNC, HostResult, check_hosts
 from localai_provision.lock import PLATFORMS, compile_lock, parse_lock, plan_locks, platform_of
 from localai_provision.plan import Change
 from localai_provision.site import load_site, select_hosts
+from localai_provision.site.model import HostSpec
 from localai_provision.status import status_hosts, stop_hosts
 
 EXIT_OK = 0
@@ -128,9 +131,43 @@ _ACTION_MARK = {
 }
 
 
+def _site_hosts(args: argparse.Namespace) -> tuple[str, list[HostSpec]]:
+    """The site file and the hosts to work on: `FILE [--limit P]` from a controller, or
+    `--local FILE --host NAME` on a host itself (pull mode): that one host, reached with the
+    local connector instead of SSH; everything else about it is as the file says."""
+    local = getattr(args, "local", None)
+    host = getattr(args, "host", None)
+    if local is None:
+        if host is not None:
+            raise UsageError(
+                "--host goes with --local FILE (pull mode, run on the host itself); "
+                "from a controller, choose hosts with --limit"
+            )
+        if args.file is None:
+            raise UsageError(
+                "no site file given: localai COMMAND FILE, or --local FILE --host NAME"
+            )
+        return args.file, select_hosts(load_site(args.file), args.limit)
+    if args.file is not None:
+        raise UsageError(f"give the site file once: {args.file} or --local {local}, not both")
+    if host is None:
+        raise UsageError(
+            "--local needs --host NAME: which host of the file this machine is "
+            f"(see `localai hosts {local}`)"
+        )
+    if args.limit is not None:
+        raise UsageError("--limit does not go with --local: --host names the one host")
+    site = load_site(local)
+    spec = site.hosts.get(host)
+    if spec is None:
+        raise UsageError(
+            f"--host {host!r} is not a host of {local} (hosts: {', '.join(site.hosts)})"
+        )
+    return local, [dataclasses.replace(spec, connection="local")]
+
+
 def _check(args: argparse.Namespace, io: Output) -> list[HostResult]:
-    site = load_site(args.file)
-    hosts = select_hosts(site, args.limit)
+    _file, hosts = _site_hosts(args)
     return check_hosts(hosts, forks=args.forks)
 
 
@@ -259,6 +296,8 @@ def cmd_drift(args: argparse.Namespace, io: Output) -> int:
                         "name": r.name,
                         "status": r.status,
                         "differences": _differences(r),
+                        "warnings": r.warnings,
+                        "last_pull": _last_pull(r),
                         "error": _error_dict(r),
                         "elapsed_ms": round(r.elapsed_ms, 1),
                         "cost": r.cost(),
@@ -279,11 +318,19 @@ def cmd_drift(args: argparse.Namespace, io: Output) -> int:
             if len(r.changes) > 3:
                 detail += f"; and {len(r.changes) - 3} more"
         io.line(f"{r.name.ljust(width)}  {r.status.ljust(11)}  {r.elapsed_ms:6.0f} ms  {detail}")
+    # Warnings (a failed or stale pull among them) never change drift's exit code: that
+    # says whether hosts differ from the site, and nothing else.
+    _print_warnings(io, results)
     io.line(
         f"{_count(summary['hosts'], 'host')}: {summary['in_sync']} in sync, "
         f"{summary['changed']} drifted, {summary['failed']} failed"
     )
     return _exit_for(results)
+
+
+def _last_pull(result: HostResult) -> dict[str, Any] | None:
+    report = result.facts.pull_report if result.facts else None
+    return report.as_dict() if report else None
 
 
 def write_junit(path: Path, results: list[HostResult]) -> None:
@@ -358,11 +405,100 @@ class Progress:
 
 
 def cmd_apply(args: argparse.Namespace, io: Output) -> int:
+    if args.local is None and (args.git_pull or args.report):
+        raise UsageError("--git-pull and --report go with --local FILE --host NAME (pull mode)")
     if args.dry_run:
         return cmd_plan(args, io)
-    site = load_site(args.file)
-    hosts = select_hosts(site, args.limit)
-    options = ApplyOptions(site_hash=site_hash(Path(args.file)), lock_wait_s=args.lock_wait)
+    if args.local is not None:
+        return _apply_pull(args, io)
+    file, hosts = _site_hosts(args)
+    return _apply(args, io, file, hosts)
+
+
+def _apply_pull(args: argparse.Namespace, io: Output) -> int:
+    """Pull mode: this host converges itself, by the same apply as a push, and leaves a
+    report for the controller's drift and status (docs/pull.md)."""
+    started = pull.now()
+    site_file = Path(args.local)
+    git = pull.git_pull(site_file) if args.git_pull else None
+    if git is not None and not git.ok:
+        io.error(f"warning: git pull failed ({git.error}); applying {site_file} as it is")
+    try:
+        file, hosts = _site_hosts(args)
+    except (SiteError, UsageError) as exc:
+        if args.report:
+            error = str(exc)
+            if isinstance(exc, SiteError):
+                more = len(exc.problems) - 1
+                error = exc.problems[0].render() + (f" (and {more} more)" if more else "")
+            pull.write_report(
+                args.report,
+                pull.build_report(
+                    host=args.host or "",
+                    site_file=site_file,
+                    started_at=started,
+                    result=pull.FAILED,
+                    failed_step="site",
+                    error=error,
+                    git=git,
+                ),
+            )
+        raise
+    [spec] = hosts
+    me = getpass.getuser()
+    if spec.user and spec.user != me:
+        io.error(
+            f"warning: {spec.name}'s `user` is {spec.user}, but this runs as {me}: what it "
+            f"installs belongs to {me}; run it as {spec.user}"
+        )
+    report_path = args.report or pull.default_report_path(spec)
+    results = _run_apply(args, io, file, hosts)
+    try:
+        code = _render_apply(args, io, results, {"pull_report": report_path})
+    finally:
+        # Written even when printing fails (a closed pipe): the report is what the
+        # controller sees of this run.
+        _write_pull_report(spec, results[0], site_file, started, git, report_path)
+    return code
+
+
+def _write_pull_report(
+    spec: HostSpec,
+    result: HostResult,
+    site_file: Path,
+    started: str,
+    git: pull.GitOutcome | None,
+    report_path: str,
+) -> None:
+    failed = result.failed or result.status == SKIPPED
+    outcome = (
+        pull.FAILED if failed else pull.CHANGED if result.status == CHANGED else pull.CONVERGED
+    )
+    report = pull.build_report(
+        host=spec.name,
+        site_file=site_file,
+        started_at=started,
+        result=outcome,
+        changes=len(result.changes),
+        failed_step=(result.error.step or "apply") if failed and result.error else None,
+        error=result.error.message if failed and result.error else None,
+        git=git,
+        interval_s=spec.pull.interval_s if spec.pull.declared else None,
+    )
+    try:
+        pull.write_report(report_path, report)
+    except OSError as exc:
+        raise LocalAIError(f"could not write the pull report {report_path}: {exc}") from None
+
+
+def _apply(args: argparse.Namespace, io: Output, file: str, hosts: list[HostSpec]) -> int:
+    return _render_apply(args, io, _run_apply(args, io, file, hosts))
+
+
+def _run_apply(
+    args: argparse.Namespace, io: Output, file: str, hosts: list[HostSpec]
+) -> list[HostResult]:
+    options = ApplyOptions(site_hash=site_hash(Path(file)), lock_wait_s=args.lock_wait)
     live = not args.json and io.err.isatty()
     progress = Progress(io, [h.name for h in hosts], live) if not args.quiet else None
     results = apply_hosts(
@@ -373,6 +509,15 @@ def cmd_apply(args: argparse.Namespace, io: Output) -> int:
         serial=args.serial,
         progress=progress,
     )
+    return results
+
+
+def _render_apply(
+    args: argparse.Namespace,
+    io: Output,
+    results: list[HostResult],
+    extra: dict[str, Any] | None = None,
+) -> int:
     failed = any(r.failed or r.status == SKIPPED for r in results)
     if args.json:
         io.json(
@@ -394,6 +539,7 @@ def cmd_apply(args: argparse.Namespace, io: Output) -> int:
                     for r in results
                 ],
                 "summary": _apply_summary(results),
+                **(extra or {}),
             }
         )
         return EXIT_ERROR if failed else EXIT_OK
@@ -516,13 +662,15 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
             "MODELS LISTED",
             "LOADED",
             "/v1/models",
+            "LAST PULL",
         )
     ]
     for r in results:
         d = r.details
         if r.failed:
-            rows.append((r.name, r.status, "-", "-", "-", "-", "-", "-", "-"))
+            rows.append((r.name, r.status, "-", "-", "-", "-", "-", "-", "-", "-"))
             continue
+        last_pull = d.get("last_pull")
         server = next(
             (f"{n} {v}" for n, v in d["packages"].items() if n == "mlx-omni-server" and v),
             "not installed",
@@ -540,9 +688,11 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
                 ", ".join(d["models_listed"]) or "-",
                 "n/a" if loaded is None else (", ".join(loaded) or "none"),
                 f"{latency:.0f} ms" if latency is not None else "-",
+                f"{last_pull['result']} {last_pull['finished_at']}" if last_pull else "-",
             )
         )
     _table(io, rows)
+    _print_warnings(io, results)
     for r in results:
         if r.error:
             io.line()
@@ -617,7 +767,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_hosts)
 
     p = sub.add_parser("plan", help="show what apply would change; exit 0 none, 2 changes, 1 error")
-    p.add_argument("file", metavar="FILE")
+    _add_site(p)
     _add_limit(p)
     _add_forks(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -626,7 +776,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "drift", help="which hosts differ from the site; exit 0 in sync, 2 drift, 1 error"
     )
-    p.add_argument("file", metavar="FILE")
+    _add_site(p)
     _add_limit(p)
     _add_forks(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -634,7 +784,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("apply", help="make every host match the site; exit 0 converged, 1 failed")
-    p.add_argument("file", metavar="FILE")
+    _add_site(p)
     _add_limit(p)
     _add_forks(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -654,6 +804,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long to wait for another apply on the same host (default 10)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--git-pull",
+        action="store_true",
+        help="with --local: `git pull --ff-only` where FILE is, first (a failure is reported, "
+        "and the checkout is applied as it is)",
+    )
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="with --local: where to write the pull report (default "
+        "PREFIX/state/pull-report.json); also written when FILE cannot be read",
+    )
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("lock", help="resolve each package set, with hashes, into lock files")
@@ -688,6 +850,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_stop)
     return parser
+
+
+def _add_site(p: argparse.ArgumentParser) -> None:
+    """FILE from a controller, or `--local FILE --host NAME` on a host itself (pull mode)."""
+    p.add_argument("file", metavar="FILE", nargs="?")
+    p.add_argument(
+        "--local",
+        metavar="FILE",
+        help="pull mode, run on a host: work on this machine as host NAME of FILE, "
+        "without SSH (needs --host)",
+    )
+    p.add_argument("--host", metavar="NAME", help="with --local: which host of FILE this is")
 
 
 def _add_forks(p: argparse.ArgumentParser) -> None:

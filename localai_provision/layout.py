@@ -8,6 +8,8 @@ Everything the tool owns sits under the host's `prefix` (default ~/.localai):
     prefix/lock           held while an apply runs
     prefix/run/server.pid the `process` service's pid file
     prefix/logs/server.log
+    prefix/state/pull-report.json  what the last pull (`apply --local`) did (docs/pull.md)
+    prefix/logs/pull.log  the output of the last run of the pull timer
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
+from localai_provision import shell
 from localai_provision.site.model import HostSpec
 
 SERVER_PACKAGE = "mlx-omni-server"
+PULL_REPORT = "pull-report.json"
 SHIM_MODULE = "localai_server_shim"
 
 
@@ -86,6 +90,24 @@ class Layout:
     @property
     def server_log(self) -> str:
         return posixpath.join(self.log_dir, "server.log")
+
+    @property
+    def state_dir(self) -> str:
+        return posixpath.join(self.prefix, "state")
+
+    @property
+    def pull_report(self) -> str:
+        return posixpath.join(self.state_dir, PULL_REPORT)
+
+    @property
+    def pull_cron_marker(self) -> str:
+        """Present while the tool's crontab entry is installed: only then (or when the site
+        declares a timer) do facts run `crontab -l`, which costs a process per host."""
+        return posixpath.join(self.state_dir, "pull-cron")
+
+    @property
+    def pull_log(self) -> str:
+        return posixpath.join(self.log_dir, "pull.log")
 
 
 def expand_home(path: str, home: str) -> str:
@@ -210,4 +232,88 @@ def wired_limit_plist(limit_mb: int) -> bytes:
         "ProgramArguments": ["/usr/sbin/sysctl", f"iogpu.wired_limit_mb={limit_mb}"],
         "RunAtLoad": True,
     }
+    return plistlib.dumps(job, sort_keys=True)
+
+
+# --- pull mode: the timer on the host --------------------------------------------------------
+
+PULL_LABEL = "com.localai-provision.pull"
+CRON_BEGIN = "# BEGIN localai-provision pull (written by localai apply; edits are replaced)"
+CRON_END = "# END localai-provision pull"
+PULL_LOCK_WAIT_S = 300  # a pull that meets the controller's apply waits for it
+LAUNCHD_PATH = "/opt/homebrew/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+
+
+def pull_plist_path(spec: HostSpec) -> str:
+    """The pull job's plist, beside the server's (a `~` is expanded on the host)."""
+    folder = posixpath.dirname(launchd_plist_path(spec))
+    return f"{folder}/{PULL_LABEL}.plist"
+
+
+def pull_script(spec: HostSpec, home: str | None = None) -> str:
+    """The shell command the timer runs: `localai apply --local` on the checkout's site file,
+    for this host only, with the report where the controller's facts look for it. With
+    ``home``, `~` is expanded here (launchd expands nothing); without, by the shell."""
+    pull = spec.pull
+    assert pull.checkout is not None and pull.site is not None
+
+    def path(p: str) -> str:
+        return shell.quote(expand_home(p, home)) if home else shell.path_word(p)
+
+    report = posixpath.join(spec.prefix, "state", PULL_REPORT)
+    argv = [
+        "apply",
+        "--local",
+        pull.site,
+        "--host",
+        spec.name,
+        *(["--git-pull"] if pull.git_pull else []),
+        "--lock-wait",
+        str(PULL_LOCK_WAIT_S),
+        "--quiet",
+    ]
+    command = pull.command
+    program = path(command) if "/" in command else shell.quote(command)
+    return f"cd {path(pull.checkout)} && exec {program} {shell.join(argv)} --report {path(report)}"
+
+
+def cron_schedule(interval_s: int) -> str:
+    """The nearest cron schedule not longer than ``interval_s``: every N minutes (N dividing
+    an hour) or every N hours (N dividing a day)."""
+    minutes = max(1, interval_s // 60)
+    if minutes < 60:
+        step = max(d for d in range(1, minutes + 1) if 60 % d == 0)
+        return "* * * * *" if step == 1 else f"*/{step} * * * *"
+    hours = min(24, minutes // 60)
+    step = max(d for d in range(1, hours + 1) if 24 % d == 0)
+    return "0 * * * *" if step == 1 else ("0 0 * * *" if step == 24 else f"0 */{step} * * *")
+
+
+def pull_cron_block(spec: HostSpec) -> str:
+    """The tool's lines in the host user's crontab, markers included. cron reads `%` as a
+    newline: escaped. The output of the last run goes to PREFIX/logs/pull.log."""
+    log = shell.path_word(posixpath.join(spec.prefix, "logs", "pull.log"))
+    logs = shell.path_word(posixpath.join(spec.prefix, "logs"))
+    line = (
+        f"{cron_schedule(spec.pull.interval_s)} mkdir -p {logs} && "
+        f"{{ {pull_script(spec)} ; }} > {log} 2>&1"
+    ).replace("%", "\\%")
+    return f"{CRON_BEGIN}\n{line}\n{CRON_END}\n"
+
+
+def pull_plist(spec: HostSpec, layout: Layout, user: str, home: str) -> bytes:
+    """The pull job for launchd: every `interval_s`, not at load (apply from the controller
+    has just converged the host), as the host's user."""
+    job: dict[str, Any] = {
+        "Label": PULL_LABEL,
+        "ProgramArguments": ["/bin/sh", "-c", pull_script(spec, home)],
+        "EnvironmentVariables": {"HOME": home, "PATH": LAUNCHD_PATH},
+        "StartInterval": spec.pull.interval_s,
+        "RunAtLoad": False,
+        "StandardOutPath": layout.pull_log,
+        "StandardErrorPath": layout.pull_log,
+        "ProcessType": "Background",
+    }
+    if spec.launchd.domain == "system":
+        job["UserName"] = user
     return plistlib.dumps(job, sort_keys=True)

@@ -21,6 +21,8 @@ from localai_provision.layout import (
     expand_home,
     launchd_label,
     launchd_plist,
+    pull_cron_block,
+    pull_plist,
     server_config,
     service_kind,
     wired_limit_plist,
@@ -50,6 +52,8 @@ SERVICE_DEFINITION = "service-definition"
 MACOS = "macos"
 MODEL = "model"
 SERVICE = "service"
+PULL_TIMER = "pull-timer"
+STALE_PULL_INTERVALS = 3  # a pull older than this many intervals is a warning
 
 
 @dataclass(frozen=True)
@@ -311,6 +315,8 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
 
     # Mac settings for a headless inference host (only those the site names).
     changes += macos_changes(spec, facts)
+    # Pull mode's timer: installed, changed or removed; never a reason to restart the server.
+    changes += pull_timer_changes(spec, facts)
 
     # 6. The service: started when stopped, restarted once when anything above changed or
     #    the running server is not the one the site describes.
@@ -374,6 +380,97 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
         if restart:
             add(SERVICE, RESTART, f"pid {process.pid}", "running", restart)
     return changes
+
+
+def desired_pull_timer(spec: HostSpec, facts: Facts) -> str | None:
+    """The timer's definition as the site asks for it on this host (the tool's crontab lines
+    on Linux, the plist on macOS), or None when the site declares no timer."""
+    if not spec.pull.declared:
+        return None
+    if facts.system.os == "macos":
+        layout = layout_for(facts)
+        return pull_plist(spec, layout, facts.system.user, facts.system.home).decode("utf-8")
+    return pull_cron_block(spec)
+
+
+def pull_timer_changes(spec: HostSpec, facts: Facts) -> list[Change]:
+    """Resource `pull-timer`: create or update it to the site's definition, remove one the
+    site no longer declares (only the tool's own: its crontab markers, its plist label)."""
+    wanted = desired_pull_timer(spec, facts)
+    timer = facts.pull_timer
+    actual = timer.definition if timer else None
+    kind = "launchd job" if facts.system.os == "macos" else "crontab entry"
+
+    def change(action: str, before: str | None, after: str | None, reason: str) -> Change:
+        return Change(spec.name, PULL_TIMER, action, before, after, reason)
+
+    if wanted is None:
+        if actual is None:
+            return []
+        return [
+            change(
+                REMOVE,
+                "installed",
+                None,
+                f"the pull timer ({kind}) is installed but the site declares no `pull`",
+            )
+        ]
+    every = f"every {spec.pull.interval_s} s"
+    if timer is not None and timer.kind == "cron" and not timer.available:
+        return [
+            change(
+                FAIL,
+                None,
+                every,
+                "`pull` asks for a timer, which is a crontab entry on Linux, but `crontab` "
+                "is not on the host: install cron (Debian/Ubuntu: sudo apt-get install cron)",
+            )
+        ]
+    if actual == wanted:
+        return []
+    if actual is None:
+        return [change(CREATE, None, every, f"the pull timer ({kind}) is not installed")]
+    return [change(UPDATE, "differs", every, f"the pull timer ({kind}) differs from the site's")]
+
+
+def pull_warnings(spec: HostSpec, facts: Facts) -> list[str]:
+    """What the host's last pull (PREFIX/state/pull-report.json) says: it failed, it could
+    not update its checkout, or it is older than 3 of its intervals (the timer stopped, the
+    host sleeps or is off). Warnings, not changes: the host's state is what drift compares."""
+    report = facts.pull_report
+    if report is None:
+        return []
+    when = report.finished_at or "an unknown time"
+    warnings = []
+    if report.failed:
+        step = f" at step {report.failed_step}" if report.failed_step else ""
+        warnings.append(
+            f"the last pull (localai apply --local, {when}) failed{step}: "
+            f"{report.error or report.result}"
+        )
+    if report.git_error:
+        warnings.append(
+            f"the last pull ({when}) could not update its checkout (git pull: "
+            f"{report.git_error}); it applied the site file as it was"
+        )
+    interval = spec.pull.interval_s if spec.pull.declared else report.interval_s
+    if interval and report.finished_epoch is not None:
+        age = facts.system.clock - report.finished_epoch
+        if age > STALE_PULL_INTERVALS * interval:
+            warnings.append(
+                f"the last pull ran {_ago(age)} ago ({when}), more than "
+                f"{STALE_PULL_INTERVALS} times its interval of {interval} s: is its timer "
+                "running, is the host asleep?"
+            )
+    return warnings
+
+
+def _ago(seconds: float) -> str:
+    minutes = int(seconds // 60)
+    if minutes < 120:
+        return f"{minutes} min"
+    hours = minutes // 60
+    return f"{hours} h" if hours < 48 else f"{hours // 24} days"
 
 
 def macos_changes(spec: HostSpec, facts: Facts) -> list[Change]:
@@ -536,4 +633,4 @@ def plan_warnings(spec: HostSpec, facts: Facts) -> list[str]:
         )
     if facts.disk_free_bytes is not None and facts.disk_free_bytes < 2 * 1024**3:
         warnings.append(f"only {facts.disk_free_bytes / 1024**3:.1f} GiB free under {facts.prefix}")
-    return warnings
+    return warnings + pull_warnings(spec, facts)

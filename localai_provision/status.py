@@ -9,7 +9,7 @@ from localai_provision.connectors.base import connector_for
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, HostResult
-from localai_provision.plan import desired_packages, layout_for
+from localai_provision.plan import desired_packages, layout_for, pull_warnings
 from localai_provision.services.base import service_manager_for
 from localai_provision.site.model import HostSpec
 
@@ -36,7 +36,19 @@ def describe(spec: HostSpec, facts: Facts) -> dict[str, Any]:
         "latency_ms": {e.path: round(e.ms, 1) for e in facts.endpoints if e.ms is not None},
         "os": f"{facts.system.os} {facts.system.os_version}".strip(),
         "last_apply": (facts.state or {}).get("applied_at"),
+        # Pull mode: the host's own report of its last `apply --local` (docs/pull.md).
+        "last_pull": facts.pull_report.as_dict() if facts.pull_report else None,
+        "pull_timer": _pull_timer(facts),
+        "warnings": pull_warnings(spec, facts),
     }
+
+
+def _pull_timer(facts: Facts) -> dict[str, Any] | None:
+    """The pull timer as installed on the host (its crontab lines or its plist), if any."""
+    timer = facts.pull_timer
+    if timer is None or timer.definition is None:
+        return None
+    return {"kind": timer.kind, "path": timer.path, "definition": timer.definition}
 
 
 def _loaded_models(facts: Facts) -> list[str] | None:
@@ -59,6 +71,7 @@ def status_job(fleet: Fleet, spec: HostSpec) -> HostResult:
     return HostResult(
         name=spec.name,
         status=RUNNING if info["running"] else STOPPED,
+        warnings=list(info["warnings"]),
         facts=facts,
         commands=1,
         connections=1,

@@ -13,7 +13,13 @@ from localai_provision.connectors.base import Connector
 from localai_provision.errors import CommandError, HostError
 from localai_provision.facts.model import Facts
 from localai_provision.facts.parse import FactsFormatError, parse_facts
-from localai_provision.layout import launchd_job, wired_limit_plist_path
+from localai_provision.layout import (
+    CRON_BEGIN,
+    CRON_END,
+    launchd_job,
+    pull_plist_path,
+    wired_limit_plist_path,
+)
 from localai_provision.site.model import HostSpec, MacosSettings
 
 # Facts are cheap (tens of milliseconds on a host); a host that takes longer is in trouble.
@@ -49,6 +55,11 @@ def facts_command(spec: HostSpec) -> str:
         "macos_settings": {"boot_plist": wired_limit_plist_path(spec)}
         if spec.macos != MacosSettings()
         else None,
+        "pull": {
+            "declared": spec.pull.declared,
+            "plist_path": pull_plist_path(spec),
+            "markers": [CRON_BEGIN, CRON_END],
+        },
     }
     script = shell.quote(remote_script())
     arg = shell.quote(json.dumps(config, separators=(",", ":")))

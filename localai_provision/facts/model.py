@@ -115,6 +115,49 @@ class MacosFacts:
 
 
 @dataclass(frozen=True)
+class PullReport:
+    """PREFIX/state/pull-report.json: what the last `localai apply --local` on the host did."""
+
+    finished_at: str | None  # ISO 8601, UTC, the host's clock
+    finished_epoch: float | None  # the same, as seconds (None when unreadable)
+    result: str  # converged, changed, failed (or `unreadable` for a damaged file)
+    failed_step: str | None = None
+    error: str | None = None
+    changes: int = 0
+    site_file: str | None = None
+    site_hash: str | None = None
+    git_commit: str | None = None
+    git_error: str | None = None  # `git pull` failed: the site applied was the checkout as is
+    interval_s: int | None = None  # the timer's interval the host's site file declares
+
+    @property
+    def failed(self) -> bool:
+        return self.result not in ("converged", "changed")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "finished_at": self.finished_at,
+            "result": self.result,
+            "failed_step": self.failed_step,
+            "error": self.error,
+            "changes": self.changes,
+            "site_file": self.site_file,
+            "site_hash": self.site_hash,
+            "git_commit": self.git_commit,
+            "git_error": self.git_error,
+            "interval_s": self.interval_s,
+        }
+
+
+@dataclass(frozen=True)
+class PullTimerFacts:
+    kind: str  # "cron" or "launchd"
+    definition: str | None  # the tool's crontab lines or the plist, as installed; None: none
+    available: bool = True  # cron: the `crontab` program exists
+    path: str | None = None  # launchd: the plist's path
+
+
+@dataclass(frozen=True)
 class ServiceFacts:
     kind: str
     pid: int | None  # from the pid file
@@ -151,6 +194,8 @@ class Facts:
     macos: MacosFacts | None = None
     # The host's clock minus the controller's, measured around the facts command (seconds).
     clock_offset_s: float | None = None
+    pull_report: PullReport | None = None
+    pull_timer: PullTimerFacts | None = None
 
     def endpoint(self, path: str) -> EndpointFacts | None:
         return next((e for e in self.endpoints if e.path == path), None)

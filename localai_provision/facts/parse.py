@@ -7,6 +7,7 @@ and macOS without either machine.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import json
 import plistlib
@@ -21,6 +22,8 @@ from localai_provision.facts.model import (
     MacosFacts,
     ModelFacts,
     ProcessFacts,
+    PullReport,
+    PullTimerFacts,
     PythonFacts,
     ServerProcess,
     ServiceFacts,
@@ -318,6 +321,67 @@ def parse_model(spec: ModelSpec, raw: dict[str, Any] | None) -> ModelFacts:
     )
 
 
+def parse_iso_time(text: str | None) -> float | None:
+    """`2026-11-26T02:45:30Z` (as apply writes it) -> seconds since the epoch, or None."""
+    if not text:
+        return None
+    try:
+        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def parse_pull_report(text: str | None) -> PullReport | None:
+    """PREFIX/state/pull-report.json as `localai apply --local` wrote it. A file that is not
+    such a report is reported as `unreadable`, not ignored: a pull that cannot be read is a
+    pull that cannot be trusted."""
+    if text is None:
+        return None
+    data = _json_or_none(text)
+    if data is None or not isinstance(data.get("result"), str):
+        return PullReport(
+            finished_at=None,
+            finished_epoch=None,
+            result="unreadable",
+            error="the pull report is not the JSON this version writes",
+        )
+    finished = _str_or_none(data.get("finished_at"))
+    git = data.get("git_pull") if isinstance(data.get("git_pull"), dict) else {}
+    changes = data.get("changes")
+    interval = data.get("interval_s")
+    return PullReport(
+        finished_at=finished,
+        finished_epoch=parse_iso_time(finished),
+        result=str(data["result"]),
+        failed_step=_str_or_none(data.get("failed_step")),
+        error=_str_or_none(data.get("error")),
+        changes=changes if isinstance(changes, int) else 0,
+        site_file=_str_or_none(data.get("site_file")),
+        site_hash=_str_or_none(data.get("site_hash")),
+        git_commit=_str_or_none(data.get("git_commit")),
+        git_error=_str_or_none(git.get("error")) if git and not git.get("ok", True) else None,
+        interval_s=interval if isinstance(interval, int) and interval > 0 else None,
+    )
+
+
+def parse_pull_timer(raw: dict[str, Any] | None) -> PullTimerFacts | None:
+    if not isinstance(raw, dict):
+        return None
+    return PullTimerFacts(
+        kind=str(raw.get("kind", "")),
+        definition=raw.get("definition") or None,
+        available=bool(raw.get("available", True)),
+        path=_str_or_none(raw.get("path")),
+    )
+
+
 def _json_or_none(text: str | None) -> dict[str, Any] | None:
     if not text:
         return None
@@ -420,4 +484,6 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         script_ms=float(doc.get("elapsed_ms", 0.0)),
         errors=errors,
         macos=macos,
+        pull_report=parse_pull_report(doc.get("pull_report")),
+        pull_timer=parse_pull_timer(doc.get("pull_timer")),
     )

@@ -91,6 +91,31 @@ def launchd_section(cfg):
     }
 
 
+def pull_timer_section(cfg, prefix, is_mac):
+    """The pull timer as installed: the launchd plist on a Mac; on Linux the tool's lines of
+    the user's crontab (only those: the rest of a crontab never leaves the host). `crontab -l`
+    costs a process, so it runs only when the site declares a timer or the tool installed
+    one (its marker file)."""
+    pull = cfg.get("pull") or {}
+    if is_mac:
+        path = os.path.expanduser(pull["plist_path"])
+        return {"kind": "launchd", "path": path, "definition": read_text(path)}
+    marker = os.path.join(prefix, "state", "pull-cron")
+    if not pull.get("declared") and not os.path.exists(marker):
+        return None
+    status, out, err = run(["crontab", "-l"])
+    if status is None:
+        return {"kind": "cron", "available": False, "definition": None, "error": err[-300:]}
+    begin, end = pull["markers"]
+    lines = []
+    for line in out.splitlines(True):
+        if line.rstrip("\n") == begin or lines:
+            lines.append(line)
+            if line.rstrip("\n") == end:
+                break
+    return {"kind": "cron", "available": True, "definition": "".join(lines) or None}
+
+
 def macos_settings_section(cfg):
     status, pm, _ = run(["pmset", "-g"])
     wired_status, wired, _ = run(["sysctl", "-n", "iogpu.wired_limit_mb"])
@@ -373,6 +398,9 @@ def main():
     if cfg.get("macos_settings") and is_mac:
         section("macos_settings", macos_settings_section, cfg)
     section("service", service_section, cfg, prefix, out.get("launchd"))
+    out["pull_report"] = read_text(os.path.join(prefix, "state", "pull-report.json"), 65536)
+    if cfg.get("pull"):
+        section("pull_timer", pull_timer_section, cfg, prefix, is_mac)
     host = cfg["server_host"]
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"

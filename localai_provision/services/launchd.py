@@ -147,10 +147,40 @@ class LaunchdService(ServiceManager):
                 continue
             self._run("sudo -n " + shell.join(argv), step="macos")
 
+    # --- another job of the tool's: the pull timer ------------------------------------------
+
+    def load_job(self, label: str, path: str) -> None:
+        """(Re)load a job from its plist: bootout when loaded (waiting until it is gone),
+        then bootstrap."""
+        target = f"{self.domain}/{label}"
+        if self.loaded(target):
+            self._run(self._root(["launchctl", "bootout", target]), check=False)
+            self._wait_gone(target)
+        self._run(self._root(["launchctl", "bootstrap", self.domain, path]))
+
+    def remove_job(self, label: str, path: str) -> None:
+        target = f"{self.domain}/{label}"
+        if self.loaded(target):
+            self._run(self._root(["launchctl", "bootout", target]), check=False)
+            self._wait_gone(target)
+        # Moved into the prefix, where the user may delete it: sudoers needs no `rm`.
+        aside = posixpath.join(self.layout.run_dir, f".removed-{label}.plist")
+        self._run(
+            " && ".join(
+                [
+                    shell.join(["mkdir", "-p", self.layout.run_dir]),
+                    f"if [ -e {shell.quote(path)} ]; then "
+                    + self._root(["mv", path, aside])
+                    + "; fi",
+                    shell.join(["rm", "-f", aside]),
+                ]
+            )
+        )
+
     # --- the job's state --------------------------------------------------------------------
 
-    def loaded(self) -> bool:
-        return self.connector.run(shell.join(["launchctl", "print", self.target])).ok
+    def loaded(self, target: str | None = None) -> bool:
+        return self.connector.run(shell.join(["launchctl", "print", target or self.target])).ok
 
     def start(self) -> None:
         self._run(
@@ -197,15 +227,16 @@ class LaunchdService(ServiceManager):
         self.stop()
         self.start()
 
-    def _wait_gone(self) -> None:
+    def _wait_gone(self, target: str | None = None) -> None:
+        target = target or self.target
         deadline = time.monotonic() + BOOTOUT_WAIT_S
         while time.monotonic() < deadline:
-            if not self.loaded():
+            if not self.loaded(target):
                 return
             time.sleep(0.2)
         raise HostError(
             host=self.spec.name,
             step="service",
-            message=f"{self.target} is still loaded {BOOTOUT_WAIT_S:g} s after bootout",
-            hint=f"check it with `launchctl print {self.target}` on the host",
+            message=f"{target} is still loaded {BOOTOUT_WAIT_S:g} s after bootout",
+            hint=f"check it with `launchctl print {target}` on the host",
         )

@@ -24,6 +24,7 @@ from localai_provision.site.model import (
     MacosSettings,
     ModelSpec,
     PackageIndex,
+    PullSettings,
     ServerSettings,
     Site,
     TransferSettings,
@@ -140,6 +141,20 @@ def _cross_checks(doc: Document) -> list[Problem]:
             merged = _merge_settings(data, name)
         except (TypeError, AttributeError, KeyError):
             continue  # a malformed group or defaults, already reported by the schema
+        pull = merged.get("pull")
+        if isinstance(pull, dict) and pull.get("enabled", True):
+            missing = [k for k in ("checkout", "site") if not pull.get(k)]
+            if missing:
+                where = ("hosts", name, "pull") if "pull" in host else ("hosts", name)
+                problems.append(
+                    doc.problem(
+                        where,
+                        f"`pull` needs {' and '.join(f'`{k}`' for k in missing)} (after "
+                        "merging defaults and groups): where the git checkout is on the host, "
+                        "and the site file in it",
+                        key=True,
+                    )
+                )
         port = merged.get("ssh_port", 22)
         if merged.get("connection", "ssh") != "ssh" or not isinstance(port, int):
             continue
@@ -405,4 +420,5 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
             endpoints=tuple(verify.get("endpoints", DEFAULT_ENDPOINTS)),
             timeout_s=float(verify.get("timeout_s", 60.0)),
         ),
+        pull=PullSettings(**s.get("pull", {})),
     )

@@ -112,6 +112,23 @@ class TransferSettings:
 
 
 @dataclass(frozen=True)
+class PullSettings:
+    """Pull mode: a timer on the host runs `COMMAND apply --local CHECKOUT/SITE --host NAME`.
+    ``checkout`` None means the site declares no timer for this host."""
+
+    checkout: str | None = None  # a git work tree on the host (`~/` expanded there)
+    site: str | None = None  # the site file, relative to the checkout
+    command: str = "localai"
+    interval_s: int = 900
+    git_pull: bool = True
+    enabled: bool = True
+
+    @property
+    def declared(self) -> bool:
+        return self.enabled and self.checkout is not None and self.site is not None
+
+
+@dataclass(frozen=True)
 class VerifySettings:
     endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS
     timeout_s: float = 60.0
@@ -147,6 +164,7 @@ class HostSpec:
     models: tuple[ModelSpec, ...] = ()
     transfer: TransferSettings = field(default_factory=TransferSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
+    pull: PullSettings = field(default_factory=PullSettings)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

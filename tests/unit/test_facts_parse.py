@@ -304,3 +304,73 @@ def test_pmset_output() -> None:
 
     values = parse_pmset((MACOS / "pmset-g.txt").read_text())
     assert values["autorestart"] == "1" and values["sleep"] == "1" and values["disksleep"] == "10"
+
+
+def test_pull_report_as_apply_local_writes_it() -> None:
+    from localai_provision.facts.parse import parse_pull_report
+
+    text = json.dumps(
+        {
+            "v": 1,
+            "host": "mini-01",
+            "started_at": "2026-11-26T02:40:00Z",
+            "finished_at": "2026-11-26T02:41:05Z",
+            "result": "failed",
+            "failed_step": "packages",
+            "error": "could not install mlx-lm==0.28.2",
+            "changes": 3,
+            "site_file": "/Users/lab/lab/playbooks/lab.yaml",
+            "site_hash": "0123456789abcdef",
+            "git_commit": "a" * 40,
+            "git_pull": {"ok": False, "error": "fatal: unable to access"},
+            "interval_s": 900,
+        }
+    )
+    report = parse_pull_report(text)
+    assert report is not None and report.failed
+    assert report.finished_epoch == 1795660865.0
+    assert (report.failed_step, report.error, report.changes) == (
+        "packages",
+        "could not install mlx-lm==0.28.2",
+        3,
+    )
+    assert report.git_commit == "a" * 40 and report.git_error == "fatal: unable to access"
+    assert report.interval_s == 900
+    assert report.as_dict()["result"] == "failed"
+
+
+@pytest.mark.parametrize(
+    ("text", "result", "failed"),
+    [
+        (None, None, None),
+        ('{"result": "converged", "finished_at": "2026-11-26T02:41:05Z"}', "converged", False),
+        ('{"result": "changed", "finished_at": "yesterday"}', "changed", False),
+        ("{half a fi", "unreadable", True),
+        ('["result"]', "unreadable", True),
+        ('{"finished_at": "2026-11-26T02:41:05Z"}', "unreadable", True),
+    ],
+)
+def test_pull_report_damaged_or_partial(
+    text: str | None, result: str | None, failed: bool | None
+) -> None:
+    from localai_provision.facts.parse import parse_pull_report
+
+    report = parse_pull_report(text)
+    if result is None:
+        assert report is None
+        return
+    assert report is not None and report.result == result and report.failed is failed
+    if report.finished_at == "yesterday":
+        assert report.finished_epoch is None  # no staleness can be judged from it
+
+
+def test_pull_timer_facts() -> None:
+    from localai_provision.facts.parse import parse_pull_timer
+
+    assert parse_pull_timer(None) is None
+    cron = parse_pull_timer({"kind": "cron", "available": False, "definition": None})
+    assert cron is not None and not cron.available and cron.definition is None
+    mac = parse_pull_timer({"kind": "launchd", "path": "/L/x.plist", "definition": "<plist/>"})
+    assert mac is not None and mac.available and mac.path == "/L/x.plist"
+    facts = parse_facts("mini-01", json.dumps(linux_doc()), [])
+    assert facts.pull_report is None and facts.pull_timer is None  # older scripts: none

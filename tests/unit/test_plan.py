@@ -294,3 +294,146 @@ def test_warns_about_a_wrong_clock() -> None:
     )
     late = dataclasses.replace(facts, clock_offset_s=-3600.0)
     assert any("clock is -3600 s off" in w for w in plan_warnings(spec, late))
+
+
+# --- pull mode: the timer and the last pull's report ------------------------------------------
+
+
+PULL = {"checkout": "~/lab", "site": "playbooks/lab.yaml", "command": "/usr/local/bin/localai"}
+
+
+def pull_spec(**pull: Any) -> HostSpec:
+    text = SITE + "    pull: " + json.dumps({**PULL, **pull}) + "\n"
+    return parse_site(text, "s.yaml").hosts["mini-01"]
+
+
+def _cron(definition: str | None, available: bool = True) -> Mutate:
+    def mutate(doc: dict[str, Any]) -> None:
+        doc["pull_timer"] = {"kind": "cron", "available": available, "definition": definition}
+
+    return mutate
+
+
+def _cron_as_site_asks(**pull: Any) -> Mutate:
+    from localai_provision.layout import pull_cron_block
+
+    return _cron(pull_cron_block(pull_spec(**pull)))
+
+
+@pytest.mark.parametrize(
+    ("declared", "mutate", "expected"),
+    [
+        # No `pull:` and no timer: nothing.
+        (False, lambda doc: None, {}),
+        (False, _cron(None), {}),
+        # Declared: created when missing, left alone when it is the site's, else replaced.
+        (True, _cron(None), {"pull-timer": "create"}),
+        (True, _cron_as_site_asks(), {}),
+        (True, _cron_as_site_asks(interval_s=300), {"pull-timer": "update"}),
+        (True, _cron_as_site_asks(git_pull=False), {"pull-timer": "update"}),
+        (
+            True,
+            _cron("# BEGIN localai-provision pull\n* * * * * edited by hand\n"),
+            {"pull-timer": "update"},
+        ),
+        # No crontab program on a Linux host: a failure with what to install.
+        (True, _cron(None, available=False), {"pull-timer": "fail"}),
+        # `pull:` left out of the site: the installed timer goes.
+        (False, _cron_as_site_asks(), {"pull-timer": "remove"}),
+    ],
+)
+def test_pull_timer_table(declared: bool, mutate: Mutate, expected: dict[str, str]) -> None:
+    doc = in_sync_doc()
+    mutate(doc)
+    spec = pull_spec() if declared else spec_with()
+    assert run_plan(doc, spec) == expected
+
+
+def test_a_missing_crontab_says_what_to_install() -> None:
+    doc = in_sync_doc()
+    _cron(None, available=False)(doc)
+    spec = pull_spec()
+    [change] = plan(spec, parse_facts("mini-01", json.dumps(doc), spec.models))
+    assert "apt-get install cron" in change.reason
+
+
+def test_pull_enabled_false_removes_the_timer() -> None:
+    doc = in_sync_doc()
+    _cron_as_site_asks()(doc)
+    assert run_plan(doc, pull_spec(enabled=False)) == {"pull-timer": "remove"}
+
+
+def test_pull_timer_on_a_mac_is_a_launchd_plist() -> None:
+    from localai_provision.plan import desired_pull_timer
+    from tests.unit.test_facts_parse import macos_doc
+
+    spec = pull_spec()
+    doc = macos_doc()
+    doc["pull_timer"] = {"kind": "launchd", "path": "/Library/LaunchDaemons/x", "definition": None}
+    facts = parse_facts("mini-01", json.dumps(doc), spec.models)
+    [change] = [c for c in plan(spec, facts) if c.kind == "pull-timer"]
+    assert change.action == "create" and "launchd job" in change.reason
+    wanted = desired_pull_timer(spec, facts)
+    assert wanted is not None and "<key>StartInterval</key>" in wanted
+    doc["pull_timer"]["definition"] = wanted
+    facts = parse_facts("mini-01", json.dumps(doc), spec.models)
+    assert not [c for c in plan(spec, facts) if c.kind == "pull-timer"]
+
+
+NOW = 1795654939.9673183  # the recorded host's clock
+
+
+def _report(age_s: float, **fields: Any) -> str:
+    import datetime
+
+    finished = datetime.datetime.fromtimestamp(NOW - age_s, datetime.UTC)
+    report = {
+        "v": 1,
+        "host": "mini-01",
+        "finished_at": finished.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "result": "changed",
+        "changes": 2,
+        **fields,
+    }
+    return json.dumps(report)
+
+
+@pytest.mark.parametrize(
+    ("declared", "report", "expected"),
+    [
+        (True, None, []),
+        (True, _report(60), []),
+        (True, _report(60, result="converged"), []),
+        (
+            True,
+            _report(60, result="failed", failed_step="packages", error="no wheel"),
+            ["failed at step packages: no wheel"],
+        ),
+        (
+            True,
+            _report(60, git_pull={"ok": False, "error": "could not resolve host"}),
+            ["could not update its checkout (git pull: could not resolve host)"],
+        ),
+        # Older than 3 intervals (900 s by default): the timer or the host is not running.
+        (True, _report(2000), []),
+        (True, _report(2800), ["the last pull ran 46 min ago"]),
+        (True, _report(3 * 86400), ["the last pull ran 3 days ago"]),
+        # Without `pull:` in the site, the report's own interval says what is stale.
+        (False, _report(2800), []),
+        (False, _report(2800, interval_s=600), ["the last pull ran 46 min ago"]),
+        (True, "{not json", ["the last pull (localai apply --local, an unknown time) failed"]),
+    ],
+)
+def test_pull_report_warnings(declared: bool, report: str | None, expected: list[str]) -> None:
+    doc = in_sync_doc()
+    doc["pull_report"] = report
+    spec = pull_spec() if declared else spec_with()
+    facts = parse_facts("mini-01", json.dumps(doc), spec.models)
+    warnings = [w for w in plan_warnings(spec, facts) if "pull" in w]
+    assert len(warnings) == len(expected), warnings
+    for warning, part in zip(warnings, expected, strict=True):
+        assert part in warning
+    # Warnings, never changes: a failed or stale pull does not make a host drift.
+    if declared:
+        _cron_as_site_asks()(doc)
+        assert run_plan(doc, spec) == {}
