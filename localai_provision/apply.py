@@ -424,7 +424,8 @@ def push_wheels(
         if isinstance(tool, Wheel):
             tools.append(tool)
     python = facts.python.executable
-    everything: list[Wheel] = [*wheels, *tools]
+    # A build tool may be in the lock too (setuptools): one file, sent once.
+    everything = list({w.filename: w for w in [*wheels, *tools]}.values())
     present = list_files(
         connector,
         spec,
