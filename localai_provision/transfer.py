@@ -290,8 +290,11 @@ class Distributor:
             self._cond.notify_all()
 
 
-def _blobs_command(python: str, mode: str, config: dict[str, object]) -> str:
-    return shell.join([python, "-I", "-S", "-c", scripts.load("blobs"), mode, json.dumps(config)])
+def _blobs_command(python: str, mode: str, config: dict[str, object] | None) -> str:
+    """The command for ``blobs.py MODE``; with config None it reads its JSON from stdin (the
+    peers' token stays out of `ps`)."""
+    argument = "-" if config is None else json.dumps(config)
+    return shell.join([python, "-I", "-S", "-c", scripts.load("blobs"), mode, argument])
 
 
 def list_files(
@@ -375,9 +378,7 @@ def _peer_copy(
     token = secrets.token_urlsafe(24)
     low, high = holder.spec.transfer.peer_ports
     address = holder.spec.transfer.peer_address or holder.spec.address
-    serve = _blobs_command(
-        holder.python,
-        "serve",
+    serve_config = json.dumps(
         {
             "path": holder.paths[digest],
             "token": token,
@@ -386,16 +387,18 @@ def _peer_copy(
             "timeout_s": SERVE_TIMEOUT_S,
             "size": placement.artifact.size,
             "stall_s": STALL_S,
-        },
+        }
     )
-    started = holder.connector.run(serve, timeout=30.0)
+    started = holder.connector.run(
+        _blobs_command(holder.python, "serve", None),
+        timeout=30.0,
+        stdin=serve_config.encode(),
+    )
     if not started.ok:
         raise HostError(host=spec.name, message=f"it could not serve: {started.tail(1)}")
     port = int(json.loads(started.stdout)["port"])
     artifact = placement.artifact
-    fetch = _blobs_command(
-        python,
-        "fetch",
+    fetch_config = json.dumps(
         {
             "host": address,
             "port": port,
@@ -404,10 +407,14 @@ def _peer_copy(
             "digest": artifact.digest,
             "size": artifact.size,
             "stall_s": STALL_S,
-        },
+        }
     )
     # Generous: a slow link moves 10 MB/s.
-    result = connector.run(fetch, timeout=max(120.0, artifact.size / 10e6))
+    result = connector.run(
+        _blobs_command(python, "fetch", None),
+        timeout=max(120.0, artifact.size / 10e6),
+        stdin=fetch_config.encode(),
+    )
     if not result.ok:
         raise HostError(host=spec.name, message=result.tail(1) or "the copy failed")
     received: int = json.loads(result.stdout)["received"]

@@ -278,5 +278,7 @@ def fetch(cfg):
     print(json.dumps({"received": got - have}))
 
 
-mode, cfg = sys.argv[1], json.loads(sys.argv[2])
+mode = sys.argv[1]
+# "-": the configuration comes on stdin (it holds a peer's token, kept out of `ps`).
+cfg = json.loads(sys.stdin.read() if sys.argv[2] == "-" else sys.argv[2])
 {"list": list_dir, "commit": commit, "serve": serve, "fetch": fetch}[mode](cfg)
