@@ -167,7 +167,6 @@ def _download(
             "-m",
             "pip",
             "download",
-            *_isolated(index),
             "--disable-pip-version-check",
             "--no-input",
             "--quiet",
@@ -193,7 +192,12 @@ def _download(
         ]
         try:
             result = subprocess.run(
-                argv, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT_S, check=False
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=DOWNLOAD_TIMEOUT_S,
+                check=False,
+                env=pip_environment(),
             )
         except subprocess.TimeoutExpired:
             raise LockError(f"downloading the wheels for {platform} took over 30 min") from None
@@ -208,11 +212,21 @@ def _download(
                 shutil.move(str(wheel), folder / wheel.name)
 
 
-def _isolated(index: PackageIndex) -> list[str]:
-    """With `no_index`, the site's find_links are the only source: the controller's own pip
-    configuration (its find-links, constraints) must not add wheels the lock never named.
-    With an index, the controller's configuration (certificates, proxy, mirror) is kept."""
-    return ["--isolated"] if index.no_index else []
+# Kept from the controller's pip environment: how to reach an index, not what to install.
+_KEPT_PIP_VARIABLES = frozenset({"PIP_CERT", "PIP_CLIENT_CERT", "PIP_PROXY", "PIP_TRUSTED_HOST"})
+
+
+def pip_environment() -> dict[str, str]:
+    """The environment of the controller's `pip download`: its configuration files and
+    PIP_* variables are left out (a constraint there, such as a version cap, would veto the
+    lock's exact pins; a find-links there would add wheels the site never named), so the
+    site's package_index is the only source and the lock's hashes the only truth.
+    Certificates and proxies are kept."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in _KEPT_PIP_VARIABLES
+    }
+    env["PIP_CONFIG_FILE"] = os.devnull
+    return env
 
 
 def tool_wheel(name: str, platform: str, facts: Facts, index: PackageIndex) -> Wheel | None:
@@ -231,7 +245,6 @@ def tool_wheel(name: str, platform: str, facts: Facts, index: PackageIndex) -> W
                 "-m",
                 "pip",
                 "download",
-                *_isolated(index),
                 "--disable-pip-version-check",
                 "--no-input",
                 "--quiet",
@@ -250,7 +263,13 @@ def tool_wheel(name: str, platform: str, facts: Facts, index: PackageIndex) -> W
                 name,
             ]
             try:
-                subprocess.run(argv, capture_output=True, timeout=DOWNLOAD_TIMEOUT_S, check=False)
+                subprocess.run(
+                    argv,
+                    capture_output=True,
+                    timeout=DOWNLOAD_TIMEOUT_S,
+                    check=False,
+                    env=pip_environment(),
+                )
             except subprocess.TimeoutExpired:
                 return None
             found = sorted(folder.glob(f"{name}-*.whl"))
