@@ -130,4 +130,7 @@ for model in cfg["prewarm"]:
     except OSError as exc:
         entry = {"model": model, "status": None, "error": str(exc)}
     out["prewarm"].append(entry)
+if not server_alive():
+    # It answered, then died: a server that crashes under its first requests (or in a loop).
+    fail("the server exited after it started answering (it crashes; a crash loop?)")
 print(json.dumps(out))
