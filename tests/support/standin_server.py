@@ -69,7 +69,7 @@ class Handler(BaseHTTPRequestHandler):
         _served += 1
         crash_after = int(os.environ.get("STANDIN_CRASH_AFTER_REQUESTS") or 0)
         if crash_after and _served >= crash_after:
-            sys.stderr.write("standin: crashing after %d requests as asked\n" % _served)
+            sys.stderr.write(f"standin: crashing after {_served} requests as asked\n")
             sys.stderr.flush()
             os._exit(3)
 
