@@ -36,6 +36,7 @@ from localai_provision.layout import SHIM_MODULE, Layout
 from localai_provision.lock import Lock, lock_for
 from localai_provision.plan import (
     FAIL,
+    HALF_INSTALLED,
     LOCK,
     MACOS,
     MODEL,
@@ -283,6 +284,9 @@ def install_packages(
     the changed pins only; a package already at its version is not touched."""
     pins = [f"{c.name}=={c.after}" for c in changes if c.kind == PACKAGE and c.after]
     extras = [c.name for c in changes if c.kind == PACKAGE and c.action == REMOVE]
+    # Installers take a package at its version for installed even when files of it are gone.
+    damaged = [c.name for c in changes if c.kind == PACKAGE and c.before == HALF_INSTALLED]
+    reinstall = [a for name in damaged for a in ("--reinstall-package", name)]
     use_uv = spec.installer != "pip" and ensure_uv(connector, spec, layout, log)
     # uv trusts its own bundled certificates unless told otherwise; the host's store is what
     # pip, and a lab behind a proxy with its own CA, rely on.
@@ -301,6 +305,7 @@ def install_packages(
                     "--python",
                     layout.venv_python,
                     "--require-hashes",
+                    *reinstall,
                     *spec.package_index.arguments(),
                     target,
                 ]
@@ -314,6 +319,7 @@ def install_packages(
                     "--require-hashes",
                     "--no-deps",
                     *spec.package_index.arguments(),
+                    *(["--force-reinstall"] if damaged else []),
                     "-r",
                     target,
                 ]
@@ -332,12 +338,31 @@ def install_packages(
                     "install",
                     "--python",
                     layout.venv_python,
+                    *reinstall,
                     *spec.package_index.arguments(),
                     *pins,
                 ]
             ]
         else:
-            steps = [[*pip, "install", *quiet, *spec.package_index.arguments(), *pins]]
+            broken = [p for p in pins if p.split("==")[0] in damaged]
+            steps = [
+                [*pip, "install", *quiet, *spec.package_index.arguments(), *pins],
+                *(
+                    [
+                        [
+                            *pip,
+                            "install",
+                            *quiet,
+                            "--force-reinstall",
+                            "--no-deps",
+                            *spec.package_index.arguments(),
+                            *broken,
+                        ]
+                    ]
+                    if broken
+                    else []
+                ),
+            ]
         what = ", ".join(pins)
     for argv in steps:
         _run_step(
