@@ -88,6 +88,7 @@ class StepLog:
     warnings: list[str] = field(default_factory=list)
     verify: dict[str, Any] = field(default_factory=dict)
     prewarm: list[dict[str, Any]] = field(default_factory=list)
+    current: str = ""  # the step running now: a failure without a step of its own is its
 
 
 def site_hash(path: Path) -> str:
@@ -173,6 +174,17 @@ def _describe_holder(owner: str) -> str:
     return (
         f"held by localai {data.get('tool_version', '?')} on {data.get('controller', '?')}, "
         f"pid {data.get('controller_pid', '?')}, since {data.get('started', '?')}"
+    )
+
+
+def clear_leftovers(connector: Connector, facts: Facts) -> None:
+    """Remove the temporary files an apply that died (killed, its connection cut) left beside
+    the files it was writing. Only under the host's lock: no other apply is writing then."""
+    roots = " ".join(shell.quote(p) for p in (facts.prefix, f"{facts.hf_home}/hub"))
+    connector.run(
+        f"find {roots} \\( -name '.localai-tmp-*' -o -name '*.localai-tmp' \\) "
+        "-prune -exec rm -rf {} + 2>/dev/null; true",
+        timeout=120,
     )
 
 
@@ -647,22 +659,27 @@ def execute(
             )
     if VENV in by_kind:
         fleet.progress(spec.name, "building the venv")
+        log.current = "venv"
         build_venv(connector, spec, facts, layout)
         log.steps.append({"step": "venv", "path": layout.venv})
     if PACKAGE in by_kind:
         fleet.progress(spec.name, "installing packages")
+        log.current = "packages"
         install_packages(connector, spec, layout, by_kind[PACKAGE], log, lock)
     if SHIM in by_kind:
         fleet.progress(spec.name, "installing the start-up shim")
+        log.current = "shim"
         install_shim(connector, spec, facts, layout)
         log.steps.append({"step": "shim"})
     if SERVER_CONFIG in by_kind:
         fleet.progress(spec.name, "writing the server configuration")
+        log.current = "server-config"
         write_server_config(connector, facts, spec, layout)
         log.steps.append({"step": "server-config"})
     for change in by_kind.get(MODEL, []):
         model = next(m for m in spec.models if m.id == change.name)
         fleet.progress(spec.name, f"model {model.id}")
+        log.current = "models"
         if model.source:
             log.steps.append(
                 {"step": "models", **copy_model(connector, spec, layout, facts, model)}
@@ -673,6 +690,7 @@ def execute(
             )
     if MACOS in by_kind:
         fleet.progress(spec.name, "Mac settings")
+        log.current = "macos"
         LaunchdService(connector, spec, layout, facts).apply_macos_settings(by_kind[MACOS])
         log.steps.append({"step": "macos", "settings": [c.name for c in by_kind[MACOS]]})
     service_changes = by_kind.get(SERVICE, [])
@@ -680,11 +698,14 @@ def execute(
     redefined = SERVICE_DEFINITION in by_kind
     if redefined:
         fleet.progress(spec.name, "installing the service definition")
+        log.current = "service"
         service.install()
         log.steps.append({"step": "service-definition"})
     if service_changes:
+        log.current = "service"
         _run_service(fleet, service, spec, facts, service_changes[0], log, redefined)
         fleet.progress(spec.name, "verifying and prewarming")
+        log.current = "verify"
         result = verify(connector, spec, layout, options, prewarm=True)
         log.verify = {e["path"]: round(e.get("ms", 0.0), 1) for e in result["endpoints"]}
         log.verify["ready_after_s"] = round(result.get("waited_s") or 0.0, 2)
@@ -692,6 +713,7 @@ def execute(
             {"model": p["model"], "ms": round(p.get("ms", 0.0), 1)} for p in result["prewarm"]
         ]
     fleet.progress(spec.name, "checking the result")
+    log.current = "gather"
     return gather(connector, spec)
 
 
@@ -772,6 +794,7 @@ def apply_job_factory(options: ApplyOptions) -> Any:
             waited, took_over = acquire_lock(connector, spec, facts.prefix, options.lock_wait_s)
             log.warnings += took_over
             try:
+                clear_leftovers(connector, facts)
                 if waited:
                     # Another apply ran meanwhile: plan again from what the host is now.
                     facts = gather(connector, spec)
@@ -824,7 +847,7 @@ def apply_job_factory(options: ApplyOptions) -> Any:
             return result
         except HostError as exc:
             if not exc.step:
-                exc.step = "apply"
+                exc.step = log.current or "apply"
             exc.details.setdefault("steps", log.steps)
             raise
         finally:
