@@ -206,6 +206,23 @@ class SSHConnector(Connector):
             if translated is None:
                 raise
             raise translated from None
+        self._give_up_on_silence(conn)
+
+    def _give_up_on_silence(self, conn: Any) -> None:
+        """A host that stops answering mid-run (powered off, its network gone) is given up
+        after about 3 x connect_timeout_s, not after TCP's 15 minutes or a step's own
+        timeout (30 min for an install): a keepalive every connect_timeout_s makes traffic,
+        and TCP_USER_TIMEOUT (Linux) closes the connection when it goes unacknowledged for
+        2 x connect_timeout_s. A busy host still acknowledges: its kernel does that."""
+        transport = conn.client.get_transport()
+        if transport is None:
+            return
+        interval = max(1, round(self.host.connect_timeout_s))
+        transport.set_keepalive(interval)
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if option is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                transport.sock.setsockopt(socket.IPPROTO_TCP, option, interval * 2000)
 
     def _translate_connect_error(self, exc: BaseException) -> ConnectError | None:
         host = self.host
@@ -345,7 +362,8 @@ class SSHConnector(Connector):
             self.close()
             raise ConnectError(
                 host=self.host.name,
-                message="the SSH connection was lost during a command (no exit status)",
+                message="the SSH connection was lost during a command (no exit status): "
+                "the host stopped answering or the connection was cut",
                 command=command,
                 output_tail=_tail(result.stdout + result.stderr),
                 hint="run again; if it repeats, check the host's network and sshd",
