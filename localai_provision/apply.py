@@ -439,6 +439,36 @@ def model_manifest(source: Path) -> dict[str, tuple[str, int]]:
     return files
 
 
+def escaping_links(source: Path) -> list[tuple[Path, Path]]:
+    """Symbolic links in a model folder on the controller that point outside it, with their
+    targets. Copying follows links: one to ~/.ssh/id_rsa would ship this machine's key to
+    every host."""
+    root = source.resolve()
+    found = []
+    for path in sorted(source.rglob("*")):
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                found.append((path, target))
+    return found
+
+
+def refuse_escaping_links(spec: HostSpec, model: ModelSpec) -> None:
+    if not model.source or model.source.startswith(tinymodel.BUILTIN_PREFIX):
+        return
+    links = escaping_links(Path(model.source))
+    if links:
+        path, target = links[0]
+        raise HostError(
+            host=spec.name,
+            step="models",
+            message=f"{path} in the `source:` folder of {model.id} is a symbolic link to "
+            f"{target}, outside that folder: refused (it would be copied to the host)"
+            + (f"; {len(links) - 1} more such link(s)" if len(links) > 1 else ""),
+            hint="copy the file itself into the model folder, or remove the link",
+        )
+
+
 def manifest_commit(files: dict[str, tuple[str, int]]) -> str:
     """A stable 40-hex revision for a copied model, derived from its content."""
     text = "\n".join(f"{name} {sha}" for name, (sha, _) in sorted(files.items()))
@@ -681,6 +711,7 @@ def execute(
         fleet.progress(spec.name, f"model {model.id}")
         log.current = "models"
         if model.source:
+            refuse_escaping_links(spec, model)
             log.steps.append(
                 {"step": "models", **copy_model(connector, spec, layout, facts, model)}
             )

@@ -78,8 +78,7 @@ def namespaced_sshd(host: TestHost, workdir: Path) -> Iterator[Namespace]:
         text = host.config_path.read_text()
         text = text.replace(f"ListenAddress {host.address}", f"ListenAddress {ns.address}")
         text = "\n".join(
-            line if not line.startswith("PidFile") else "PidFile none"
-            for line in text.splitlines()
+            line if not line.startswith("PidFile") else "PidFile none" for line in text.splitlines()
         )
         config.write_text(text + "\n")
         sshd = subprocess.Popen(
