@@ -9,14 +9,14 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import hostprep
 from tests.support.lab import Lab
-from tests.support.sshfleet import TestHost
+from tests.support.sshfleet import SSHFleet, TestHost
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,7 +43,16 @@ def big_model(shared_dir: Path) -> Path:
     return folder
 
 
-def models(source: Path, model_id: str = "org/tiny-a") -> list[dict[str, str]]:
+@pytest.fixture(autouse=True)
+def fresh_hosts_afterwards(fleet: SSHFleet) -> Iterator[None]:
+    """A fault test leaves every host it may have used as a fresh machine: the tests of
+    tests/ssh that run after it on the same session fleet expect their own state only."""
+    yield
+    for host in fleet.hosts:
+        hostprep.reset_host(host)
+
+
+def models(source: Path, model_id: str = "org/fault-a") -> list[dict[str, str]]:
     return [{"id": model_id, "source": str(source)}]
 
 

@@ -45,7 +45,7 @@ def test_a_server_that_crashes_at_start(lab: Lab, small_model: Path, faults: Fau
     assert "server.log" in entry["error"]["hint"]
     faults.check(host)
     converge(lab, lab.site([host], models=models(small_model)))
-    faults.check(host, sources={"org/tiny-a": small_model}, settled=True)
+    faults.check(host, sources={"org/fault-a": small_model}, settled=True)
 
 
 def test_a_server_in_a_crash_loop(lab: Lab, small_model: Path, faults: Faults) -> None:
@@ -63,7 +63,7 @@ def test_a_server_in_a_crash_loop(lab: Lab, small_model: Path, faults: Faults) -
     assert code == 1 and result[host.name]["failed_step"] == "verify"
     faults.check(host)
     converge(lab, lab.site([host], models=models(small_model)))
-    faults.check(host, sources={"org/tiny-a": small_model}, settled=True)
+    faults.check(host, sources={"org/fault-a": small_model}, settled=True)
 
 
 def test_the_port_taken_by_another_program(lab: Lab, small_model: Path, faults: Faults) -> None:
@@ -82,7 +82,7 @@ def test_the_port_taken_by_another_program(lab: Lab, small_model: Path, faults: 
         assert "server.port" in entry["error"]["hint"]
         faults.check(host)
     converge(lab, site)
-    faults.check(host, sources={"org/tiny-a": small_model}, settled=True)
+    faults.check(host, sources={"org/fault-a": small_model}, settled=True)
 
 
 def test_the_venv_python_deleted(lab: Lab, small_model: Path, faults: Faults) -> None:
@@ -103,7 +103,7 @@ def test_the_venv_python_deleted(lab: Lab, small_model: Path, faults: Faults) ->
     entry = result[host.name]  # type: ignore[index]
     assert "venv" in {c["resource"] for c in entry["changes"]}
     assert lab.drift_json(site)[0] == 0
-    faults.check(host, sources={"org/tiny-a": small_model}, settled=True)
+    faults.check(host, sources={"org/fault-a": small_model}, settled=True)
 
 
 @pytest.mark.parametrize("half", ["files-gone", "dist-info-gone"])
@@ -128,7 +128,7 @@ def test_a_package_half_installed(lab: Lab, small_model: Path, faults: Faults, h
     assert "package mlx-omni-server" in {c["resource"] for c in entry["changes"]}
     assert (site_packages / "localai_standin_server.py").exists()
     assert lab.drift_json(site)[0] == 0
-    faults.check(host, sources={"org/tiny-a": small_model}, settled=True)
+    faults.check(host, sources={"org/fault-a": small_model}, settled=True)
 
 
 @pytest.mark.parametrize("damage", ["blob-truncated", "file-missing"])
@@ -139,7 +139,7 @@ def test_a_damaged_model(lab: Lab, small_model: Path, faults: Faults, damage: st
     site = lab.site([host], models=models(small_model))
     converge(lab, site)
     _, hf_home = hostprep.host_paths(host)
-    base = hf_home / "hub" / "models--org--tiny-a"
+    base = hf_home / "hub" / "models--org--fault-a"
     snapshot = next((base / "snapshots").iterdir())
     if damage == "blob-truncated":
         blob = (snapshot / "model.safetensors").resolve()
@@ -150,11 +150,11 @@ def test_a_damaged_model(lab: Lab, small_model: Path, faults: Faults, damage: st
     code, drift = lab.drift_json(site)
     assert code == 2
     differences = {d["resource"]: d["reason"] for d in drift[host.name]["differences"]}
-    assert "model org/tiny-a" in differences, differences
-    assert "org/tiny-a" in differences["model org/tiny-a"]
+    assert "model org/fault-a" in differences, differences
+    assert "org/fault-a" in differences["model org/fault-a"]
     converge(lab, site)
     assert lab.drift_json(site)[0] == 0
-    faults.check(host, sources={"org/tiny-a": small_model}, settled=True)
+    faults.check(host, sources={"org/fault-a": small_model}, settled=True)
 
 
 def test_a_wrong_clock_is_warned_about(lab: Lab, small_model: Path, faults: Faults) -> None:
@@ -180,4 +180,4 @@ def test_a_wrong_clock_is_warned_about(lab: Lab, small_model: Path, faults: Faul
     assert any("clock is +3600 s off" in w for w in warnings), warnings
     code, out, _ = lab.cli("plan", str(site))
     assert "clock is +3600 s off" in out
-    faults.check(host, sources={"org/tiny-a": small_model}, settled=True)
+    faults.check(host, sources={"org/fault-a": small_model}, settled=True)

@@ -166,11 +166,11 @@ def test_a_host_that_stops_answering(
         assert noticed_s < 20, noticed_s
         assert hosts[other.name]["status"] == "changed", hosts[other.name]
         faults.check(silent)
-        faults.check(other, sources={"org/tiny-a": small_model}, settled=True)
+        faults.check(other, sources={"org/fault-a": small_model}, settled=True)
         # The link back up and the server's delay gone: the next apply converges.
         hostprep.kill_servers(silent)
         ns.link("up")
         data["hosts"][silent.name]["server"]["env"] = {}
         site.write_text(yaml.safe_dump(data, sort_keys=False))
         converge(lab, site)
-        faults.check(silent, sources={"org/tiny-a": small_model}, settled=True)
+        faults.check(silent, sources={"org/fault-a": small_model}, settled=True)
