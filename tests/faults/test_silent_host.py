@@ -15,6 +15,7 @@ import json
 import os
 import pwd
 import secrets
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -58,6 +59,8 @@ def namespaced_sshd(host: TestHost, workdir: Path) -> Iterator[Namespace]:
     subnet = int(tag[:2], 16)
     ns = Namespace(f"lf{tag}", f"lfb{tag}", subnet)
     outside = f"lfa{tag}"
+    if shutil.which("ip") is None:
+        pytest.skip("needs iproute2 (`ip`)")
     made = _ip("netns", "add", ns.name)
     if made.returncode != 0:
         pytest.skip(f"cannot create a network namespace here: {made.stderr.strip()}")
