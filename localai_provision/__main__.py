@@ -1,3 +1,3 @@
-from localai_provision.cli import main
+from localai_provision.cli import entry_point
 
-raise SystemExit(main())
+entry_point()

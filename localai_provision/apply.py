@@ -46,6 +46,7 @@ from localai_provision.layout import (
 from localai_provision.lock import Lock, LockError, lock_for
 from localai_provision.plan import (
     FAIL,
+    HALF_INSTALLED,
     LOCK,
     MACOS,
     MODEL,
@@ -101,6 +102,7 @@ class StepLog:
     warnings: list[str] = field(default_factory=list)
     verify: dict[str, Any] = field(default_factory=dict)
     prewarm: list[dict[str, Any]] = field(default_factory=list)
+    current: str = ""  # the step running now: a failure without a step of its own is its
 
 
 def site_hash(path: Path) -> str:
@@ -186,6 +188,17 @@ def _describe_holder(owner: str) -> str:
     return (
         f"held by localai {data.get('tool_version', '?')} on {data.get('controller', '?')}, "
         f"pid {data.get('controller_pid', '?')}, since {data.get('started', '?')}"
+    )
+
+
+def clear_leftovers(connector: Connector, facts: Facts) -> None:
+    """Remove the temporary files an apply that died (killed, its connection cut) left beside
+    the files it was writing. Only under the host's lock: no other apply is writing then."""
+    roots = " ".join(shell.quote(p) for p in (facts.prefix, f"{facts.hf_home}/hub"))
+    connector.run(
+        f"find {roots} \\( -name '.localai-tmp-*' -o -name '*.localai-tmp' \\) "
+        "-prune -exec rm -rf {} + 2>/dev/null; true",
+        timeout=120,
     )
 
 
@@ -310,6 +323,9 @@ def install_packages(
     if lock is not None and spec.package_index.push and facts is not None:
         push_wheels(connector, spec, layout, facts, lock, distributor or Distributor(), log)
         index_args = ["--no-index", "--find-links", layout.wheels]
+    # Installers take a package at its version for installed even when files of it are gone.
+    damaged = [c.name for c in changes if c.kind == PACKAGE and c.before == HALF_INSTALLED]
+    reinstall = [a for name in damaged for a in ("--reinstall-package", name)]
     use_uv = spec.installer != "pip" and ensure_uv(connector, spec, layout, log, index_args)
     # uv trusts its own bundled certificates unless told otherwise; the host's store is what
     # pip, and a lab behind a proxy with its own CA, rely on.
@@ -328,6 +344,7 @@ def install_packages(
                     "--python",
                     layout.venv_python,
                     "--require-hashes",
+                    *reinstall,
                     *index_args,
                     target,
                 ]
@@ -341,6 +358,7 @@ def install_packages(
                     "--require-hashes",
                     "--no-deps",
                     *index_args,
+                    *(["--force-reinstall"] if damaged else []),
                     "-r",
                     target,
                 ]
@@ -359,12 +377,31 @@ def install_packages(
                     "install",
                     "--python",
                     layout.venv_python,
+                    *reinstall,
                     *index_args,
                     *pins,
                 ]
             ]
         else:
-            steps = [[*pip, "install", *quiet, *index_args, *pins]]
+            broken = [p for p in pins if p.split("==")[0] in damaged]
+            steps = [
+                [*pip, "install", *quiet, *index_args, *pins],
+                *(
+                    [
+                        [
+                            *pip,
+                            "install",
+                            *quiet,
+                            "--force-reinstall",
+                            "--no-deps",
+                            *index_args,
+                            *broken,
+                        ]
+                    ]
+                    if broken
+                    else []
+                ),
+            ]
         what = ", ".join(pins)
     for argv in steps:
         _run_step(
@@ -506,6 +543,36 @@ def model_manifest(source: Path) -> dict[str, tuple[str, int]]:
         ):
             files[path.relative_to(source).as_posix()] = (_hash_file(path), path.stat().st_size)
     return files
+
+
+def escaping_links(source: Path) -> list[tuple[Path, Path]]:
+    """Symbolic links in a model folder on the controller that point outside it, with their
+    targets. Copying follows links: one to ~/.ssh/id_rsa would ship this machine's key to
+    every host."""
+    root = source.resolve()
+    found = []
+    for path in sorted(source.rglob("*")):
+        if path.is_symlink():
+            target = path.resolve()
+            if not target.is_relative_to(root):
+                found.append((path, target))
+    return found
+
+
+def refuse_escaping_links(spec: HostSpec, model: ModelSpec) -> None:
+    if not model.source or model.source.startswith((tinymodel.BUILTIN_PREFIX, HUB_PREFIX)):
+        return
+    links = escaping_links(Path(model.source))
+    if links:
+        path, target = links[0]
+        raise HostError(
+            host=spec.name,
+            step="models",
+            message=f"{path} in the `source:` folder of {model.id} is a symbolic link to "
+            f"{target}, outside that folder: refused (it would be copied to the host)"
+            + (f"; {len(links) - 1} more such link(s)" if len(links) > 1 else ""),
+            hint="copy the file itself into the model folder, or remove the link",
+        )
 
 
 def manifest_commit(files: dict[str, tuple[str, int]]) -> str:
@@ -837,23 +904,29 @@ def execute(
             )
     if VENV in by_kind:
         fleet.progress(spec.name, "building the venv")
+        log.current = "venv"
         build_venv(connector, spec, facts, layout)
         log.steps.append({"step": "venv", "path": layout.venv})
     if PACKAGE in by_kind:
         fleet.progress(spec.name, "installing packages")
+        log.current = "packages"
         install_packages(connector, spec, layout, by_kind[PACKAGE], log, lock, facts, distributor)
     if SHIM in by_kind:
         fleet.progress(spec.name, "installing the start-up shim")
+        log.current = "shim"
         install_shim(connector, spec, facts, layout)
         log.steps.append({"step": "shim"})
     if SERVER_CONFIG in by_kind:
         fleet.progress(spec.name, "writing the server configuration")
+        log.current = "server-config"
         write_server_config(connector, facts, spec, layout)
         log.steps.append({"step": "server-config"})
     for change in by_kind.get(MODEL, []):
         model = next(m for m in spec.models if m.id == change.name)
         fleet.progress(spec.name, f"model {model.id}")
+        log.current = "models"
         if model.source:
+            refuse_escaping_links(spec, model)
             copied = copy_model(connector, spec, facts, model, distributor)
             log.warnings += copied.pop("warnings", [])
             log.steps.append({"step": "models", **copied})
@@ -863,6 +936,7 @@ def execute(
             )
     if MACOS in by_kind:
         fleet.progress(spec.name, "Mac settings")
+        log.current = "macos"
         LaunchdService(connector, spec, layout, facts).apply_macos_settings(by_kind[MACOS])
         log.steps.append({"step": "macos", "settings": [c.name for c in by_kind[MACOS]]})
     for change in by_kind.get(PULL_TIMER, []):
@@ -874,11 +948,14 @@ def execute(
     redefined = SERVICE_DEFINITION in by_kind
     if redefined:
         fleet.progress(spec.name, "installing the service definition")
+        log.current = "service"
         service.install()
         log.steps.append({"step": "service-definition"})
     if service_changes:
+        log.current = "service"
         _run_service(fleet, service, spec, facts, service_changes[0], log, redefined)
         fleet.progress(spec.name, "verifying and prewarming")
+        log.current = "verify"
         result = verify(connector, spec, layout, options, prewarm=True)
         log.verify = {e["path"]: round(e.get("ms", 0.0), 1) for e in result["endpoints"]}
         log.verify["ready_after_s"] = round(result.get("waited_s") or 0.0, 2)
@@ -886,6 +963,7 @@ def execute(
             {"model": p["model"], "ms": round(p.get("ms", 0.0), 1)} for p in result["prewarm"]
         ]
     fleet.progress(spec.name, "checking the result")
+    log.current = "gather"
     return gather(connector, spec)
 
 
@@ -968,6 +1046,7 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
             waited, took_over = acquire_lock(connector, spec, facts.prefix, options.lock_wait_s)
             log.warnings += took_over
             try:
+                clear_leftovers(connector, facts)
                 if waited:
                     # Another apply ran meanwhile: plan again from what the host is now.
                     facts = gather(connector, spec)
@@ -1021,7 +1100,7 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
             return result
         except HostError as exc:
             if not exc.step:
-                exc.step = "apply"
+                exc.step = log.current or "apply"
             exc.details.setdefault("steps", log.steps)
             raise
         finally:

@@ -15,6 +15,7 @@ import dataclasses
 import getpass
 import json
 import os
+import signal
 import sys
 import threading
 import time
@@ -913,17 +914,19 @@ def _run_command(func: Command, args: argparse.Namespace, io: Output) -> int:
     except LocalAIError as exc:
         io.error(f"localai: error: {exc}")
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        io.error("localai: interrupted")
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, Terminated)
+        io.error("localai: terminated" if terminated else "localai: interrupted")
         # Worker threads may sit in a host's connect or command timeout; the connections were
         # closed, and a host's lock left behind is taken over by the next apply. Exit now
         # rather than let the interpreter wait for those threads.
         with contextlib.suppress(OSError):
             io.out.flush()
             io.err.flush()
+        code = EXIT_TERMINATED if terminated else EXIT_INTERRUPTED
         if io.out is sys.stdout:
-            os._exit(130)
-        return 130
+            os._exit(code)
+        return code
     except BrokenPipeError:
         raise
     except Exception as exc:  # noqa: BLE001 - the last line of defence against tracebacks
@@ -945,7 +948,22 @@ def _report_site_error(problems: list[Problem], args: argparse.Namespace, io: Ou
         io.error(problem.render())
 
 
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
+EXIT_TERMINATED = 143  # 128 + SIGTERM
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a service manager stopping us, `kill`, a CI timeout): handled as Ctrl-C is,
+    the hosts' connections closed and every lock left to be taken over, exit 143."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def entry_point() -> None:
+    # Only for the command: a library caller keeps its own SIGTERM handling.
+    signal.signal(signal.SIGTERM, _on_sigterm)
     raise SystemExit(main())
 
 

@@ -37,6 +37,9 @@ REMOVE = "remove"
 START = "start"
 RESTART = "restart"
 FAIL = "fail"  # something the tool cannot fix; apply stops this host with the reason
+# A package change's `before` when the package is at its version but files of it are gone:
+# apply reinstalls it (an installer would otherwise find it already satisfied).
+HALF_INSTALLED = "half-installed"
 
 # Resource kinds (a Change's resource is "KIND" or "KIND NAME").
 SYSTEM = "system"
@@ -238,6 +241,16 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
                 None,
                 version,
                 f"{name} is not installed, {version} wanted{because}",
+            )
+            package_changed = True
+        elif base in venv.half_installed:
+            add(
+                f"{PACKAGE} {name}",
+                UPDATE,
+                HALF_INSTALLED,
+                version,
+                f"{name} {installed} is half-installed ({venv.half_installed[base]} is "
+                "missing); it is reinstalled",
             )
             package_changed = True
         elif not _same_version(installed, version):

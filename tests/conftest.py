@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import reliability
 from tests.support.hostprep import free_port
 from tests.support.lab import Lab
 from tests.support.sshfleet import SSHD, SSHFleet, cleanup_stale
@@ -90,3 +91,30 @@ def lab(
     fleet: SSHFleet, tmp_path: Path, known_hosts: Path, ports: dict[str, int], wheelhouse: Path
 ) -> Lab:
     return Lab(fleet, tmp_path, known_hosts, ports, wheelhouse)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Each fault and hostile-input test, once run, appends its outcome for bench/faults.py
+    (tests/support/reliability.py says what is counted)."""
+    outcome = yield
+    report = outcome.get_result()
+    kinds = [k for k in ("faults", "hostile") if item.get_closest_marker(k)]
+    if not kinds or report.when != "call":
+        return
+    props = dict(item.user_properties)
+    name = getattr(item, "originalname", item.name)
+    entry: dict[str, object] = {
+        "kind": "fault" if kinds[0] == "faults" else "hostile",
+        "test": item.nodeid,
+        "passed": report.passed,
+        "skipped": report.skipped,
+    }
+    if kinds[0] == "faults":
+        entry["fault"] = props.get("fault", name)
+        entry["data_lost"] = int(props.get("data_lost", 0))
+    else:
+        tried = int(props.get("tried", reliability.EXAMPLES.pop(name, 0) or 1))
+        entry["tried"] = tried
+        entry["let_through"] = 0 if report.passed else int(props.get("let_through", 1))
+    reliability.write(entry)

@@ -28,6 +28,7 @@ import invoke
 import paramiko
 from fabric import Config, Connection
 
+from localai_provision import shell
 from localai_provision.connectors.base import (
     DEFAULT_COMMAND_TIMEOUT_S,
     CommandResult,
@@ -205,6 +206,23 @@ class SSHConnector(Connector):
             if translated is None:
                 raise
             raise translated from None
+        self._give_up_on_silence(conn)
+
+    def _give_up_on_silence(self, conn: Any) -> None:
+        """A host that stops answering mid-run (powered off, its network gone) is given up
+        after about 3 x connect_timeout_s, not after TCP's 15 minutes or a step's own
+        timeout (30 min for an install): a keepalive every connect_timeout_s makes traffic,
+        and TCP_USER_TIMEOUT (Linux) closes the connection when it goes unacknowledged for
+        2 x connect_timeout_s. A busy host still acknowledges: its kernel does that."""
+        transport = conn.client.get_transport()
+        if transport is None:
+            return
+        interval = max(1, round(self.host.connect_timeout_s))
+        transport.set_keepalive(interval)
+        option = getattr(socket, "TCP_USER_TIMEOUT", None)
+        if option is not None:
+            with contextlib.suppress(OSError, AttributeError):
+                transport.sock.setsockopt(socket.IPPROTO_TCP, option, interval * 2000)
 
     def _translate_connect_error(self, exc: BaseException) -> ConnectError | None:
         host = self.host
@@ -339,6 +357,17 @@ class SSHConnector(Connector):
                 command=command,
                 hint="run again; if it repeats, check the host's network and sshd",
             ) from None
+        if result.exited in (None, -1) and not self._transport_alive():
+            # The channel closed without an exit status: the connection died under it.
+            self.close()
+            raise ConnectError(
+                host=self.host.name,
+                message="the SSH connection was lost during a command (no exit status): "
+                "the host stopped answering or the connection was cut",
+                command=command,
+                output_tail=_tail(result.stdout + result.stderr),
+                hint="run again; if it repeats, check the host's network and sshd",
+            )
         return CommandResult(
             command=command,
             exit_status=result.exited if result.exited is not None else -1,
@@ -403,15 +432,46 @@ class SSHConnector(Connector):
             upload(sftp, tmp)
             sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, path)
-        except (OSError, paramiko.SSHException) as exc:
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            if not self._transport_alive():
+                self.close()  # the temporary file goes with the next apply's clean-up
+                raise ConnectError(
+                    host=self.host.name,
+                    message=f"the SSH connection was lost while writing {path}",
+                    command=f"sftp put {path}",
+                    hint="run again; if it repeats, check the host's network and sshd",
+                ) from None
+            full = self._free_bytes(posixpath.dirname(path))  # before the partial file goes
             with contextlib.suppress(Exception):
                 conn.sftp().remove(tmp)
+            if full is not None and full < _DISK_FULL_BYTES:
+                free = self._free_bytes(posixpath.dirname(path))
+                raise CommandError(
+                    host=self.host.name,
+                    message=f"disk full on {self.host.name} writing {path}: the partial "
+                    f"file was removed; {_megabytes(free)} free there now",
+                    command=f"sftp put {path}",
+                    hint="free space on the host (or point `hf_home`/`prefix` at a larger "
+                    "disk), then run apply again",
+                ) from None
             raise CommandError(
                 host=self.host.name,
-                step="copy",
-                message=f"{failure}: {exc}",
+                message=f"{failure}: {exc or type(exc).__name__}",
+                command=f"sftp put {path}",
                 hint="check that the folder exists, is writable, and the disk is not full",
             ) from None
+
+    def _transport_alive(self) -> bool:
+        transport = self._conn.client.get_transport() if self._conn is not None else None
+        return bool(transport is not None and transport.is_active())
+
+    def _free_bytes(self, folder: str) -> int | None:
+        """Bytes free to us in ``folder`` on the host (POSIX df, in KiB)."""
+        try:
+            result = self.run(f"df -Pk {shell.quote(folder)}", timeout=30)
+            return int(result.stdout.splitlines()[-1].split()[3]) * 1024
+        except (CommandError, ConnectError, IndexError, ValueError):
+            return None
 
     def get(self, path: str) -> bytes:
         conn = self._require()
@@ -421,6 +481,14 @@ class SSHConnector(Connector):
         except (OSError, paramiko.SSHException) as exc:
             raise CommandError(host=self.host.name, message=f"cannot read {path}: {exc}") from None
         return buffer.getvalue()
+
+
+# Less than this free after a failed upload: the upload filled the disk.
+_DISK_FULL_BYTES = 1 << 20
+
+
+def _megabytes(size: int | None) -> str:
+    return "unknown space" if size is None else f"{size / 1e6:.1f} MB"
 
 
 def _tail(text: str, lines: int = 20) -> str:

@@ -42,6 +42,8 @@ class VenvFacts:
     packages: dict[str, str]  # canonical name -> version, from *.dist-info folder names
     site_packages: tuple[str, ...] = ()
     shims: dict[str, str] = field(default_factory=dict)  # localai_* file -> sha256
+    # canonical name -> a file its RECORD lists that is gone (a half-installed package)
+    half_installed: dict[str, str] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:

@@ -60,6 +60,16 @@ def parse_packages(dist_infos: Sequence[str]) -> dict[str, str]:
     return packages
 
 
+def parse_half_installed(raw: dict[str, str]) -> dict[str, str]:
+    """{dist-info folder: missing file} -> {canonical name: missing file}."""
+    found: dict[str, str] = {}
+    for dist_info, missing in raw.items():
+        parsed = parse_dist_info_name(dist_info)
+        if parsed:
+            found[parsed[0]] = str(missing)
+    return found
+
+
 def parse_pyvenv_cfg(text: str | None) -> str | None:
     """The Python version a venv was made with: `version` (venv) or `version_info` (uv)."""
     if not text:
@@ -440,6 +450,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         packages=parse_packages(venv_raw.get("dist_infos") or []),
         site_packages=tuple(venv_raw.get("site_packages") or ()),
         shims=dict(venv_raw.get("shims") or {}),
+        half_installed=parse_half_installed(venv_raw.get("half_installed") or {}),
     )
     svc_raw = doc.get("service") or {}
     pid_text = (svc_raw.get("pid_file") or "").strip()

@@ -130,4 +130,20 @@ for model in cfg["prewarm"]:
     except OSError as exc:
         entry = {"model": model, "status": None, "error": str(exc)}
     out["prewarm"].append(entry)
+
+
+def exited_within(seconds):
+    end = time.time() + seconds
+    while time.time() < end:
+        if not server_alive():
+            return True
+        time.sleep(0.05)
+    return not server_alive()
+
+
+# It answered, then died: a server that crashes under its first requests (or in a loop). A
+# request left unanswered gives it a moment to be gone: a dying process is not gone at once.
+unanswered = any(e.get("status") is None for e in out["endpoints"] + out["prewarm"])
+if not server_alive() or (unanswered and exited_within(2.0)):
+    fail("the server exited after it started answering (it crashes; a crash loop?)")
 print(json.dumps(out))

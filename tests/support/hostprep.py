@@ -208,3 +208,5 @@ def hold_port(host: TestHost, port: int) -> Iterator[None]:
     finally:
         other.kill()
         other.wait()
+        # runuser forks: the server is its child, and survives runuser's SIGKILL.
+        kill_servers(host)

@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STANDIN_BANNER = "localai STAND-IN mlx-omni-server"
 _models: list[str] | None = None
+_served = 0
 
 
 def scan_models() -> list[str]:
@@ -62,6 +63,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+        self.wfile.flush()
+        # A crash loop, on request: the server dies after answering N requests.
+        global _served
+        _served += 1
+        crash_after = int(os.environ.get("STANDIN_CRASH_AFTER_REQUESTS") or 0)
+        if crash_after and _served >= crash_after:
+            sys.stderr.write(f"standin: crashing after {_served} requests as asked\n")
+            sys.stderr.flush()
+            os._exit(3)
 
     def do_GET(self) -> None:
         path = self.path.split("?")[0].rstrip("/")

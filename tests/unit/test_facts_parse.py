@@ -374,3 +374,42 @@ def test_pull_timer_facts() -> None:
     assert mac is not None and mac.available and mac.path == "/L/x.plist"
     facts = parse_facts("mini-01", json.dumps(linux_doc()), [])
     assert facts.pull_report is None and facts.pull_timer is None  # older scripts: none
+
+
+def test_the_facts_script_finds_a_half_installed_package(tmp_path: Path) -> None:
+    """The facts script's RECORD check, run on a made-up site-packages: a package whose
+    top-level module is gone is reported with that file; a whole one, or one that only lost
+    a deep data file, is not."""
+    from localai_provision.facts.gather import remote_script
+
+    namespace: dict[str, Any] = {}
+    exec(compile(remote_script().split("\ndef main():")[0], "remote.py", "exec"), namespace)
+    site = tmp_path / "site-packages"
+    for name, files in {
+        "whole": ["whole.py"],
+        "broken": ["broken/__init__.py"],
+        "deep": ["deep/__init__.py", "deep/data/table.bin"],
+    }.items():
+        info = site / f"{name}-1.0.dist-info"
+        info.mkdir(parents=True)
+        for rel in files:
+            (site / rel).parent.mkdir(parents=True, exist_ok=True)
+            (site / rel).write_text("")
+        (info / "RECORD").write_text(
+            "".join(f"{rel},sha256=x,0\n" for rel in files) + f"{info.name}/RECORD,,\n"
+        )
+    (site / "broken" / "__init__.py").unlink()
+    (site / "deep" / "data" / "table.bin").unlink()
+    (site / "norecord-1.0.dist-info").mkdir()
+    venv = namespace["venv_section"](str(tmp_path / "no-venv"))
+    assert venv["half_installed"] == {}
+    found = {
+        name: namespace["missing_file"](str(site), name)
+        for name in sorted(p.name for p in site.glob("*.dist-info"))
+    }
+    assert found == {
+        "broken-1.0.dist-info": "broken/__init__.py",
+        "deep-1.0.dist-info": None,
+        "norecord-1.0.dist-info": "norecord-1.0.dist-info/RECORD",
+        "whole-1.0.dist-info": None,
+    }

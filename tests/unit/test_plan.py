@@ -135,6 +135,16 @@ CASES: list[tuple[str, Mutate, dict[str, str]]] = [
     ),
     ("extra-packages-are-fine", _dists(*BASE_DISTS, "numpy-2.3.5.dist-info"), {}),
     (
+        "package-half-installed",
+        _set("venv.half_installed", {"mlx_lm-0.28.2.dist-info": "mlx_lm/__init__.py"}),
+        {"package mlx-lm": "update", "service": "restart"},
+    ),
+    (
+        "extra-package-half-installed-is-not-ours",
+        _set("venv.half_installed", {"numpy-2.3.5.dist-info": "numpy/__init__.py"}),
+        {},
+    ),
+    (
         "no-venv",
         _set("venv.exists", False),
         {
@@ -437,3 +447,12 @@ def test_pull_report_warnings(declared: bool, report: str | None, expected: list
     if declared:
         _cron_as_site_asks()(doc)
         assert run_plan(doc, spec) == {}
+
+
+def test_a_half_installed_package_is_reinstalled_at_its_version() -> None:
+    doc = in_sync_doc()
+    doc["venv"]["half_installed"] = {"mlx_lm-0.28.2.dist-info": "mlx_lm/__init__.py"}
+    spec = spec_with()
+    [change, _service] = plan(spec, parse_facts("mini-01", json.dumps(doc), spec.models))
+    assert (change.before, change.after) == ("half-installed", "0.28.2")
+    assert "mlx_lm/__init__.py is missing" in change.reason

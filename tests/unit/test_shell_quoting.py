@@ -9,10 +9,15 @@ from __future__ import annotations
 import os
 import subprocess
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from localai_provision import shell
+from tests.support.reliability import count_example
+
+# Each value fed through a builder counts as a hostile input tried (bench/faults.py).
+pytestmark = pytest.mark.hostile
 
 # NUL cannot be in an argument at all; everything else can.
 values = st.text(
@@ -59,6 +64,8 @@ def run_sh(command: str) -> list[str]:
 def test_join_delivers_each_value_as_one_literal_argument(args: list[str]) -> None:
     command = shell.join(["printf", "%s\\0", *args])
     assert run_sh(command) == args
+    for _ in args:
+        count_example("test_join_delivers_each_value_as_one_literal_argument")
 
 
 @settings(max_examples=200, deadline=None)
@@ -69,6 +76,7 @@ def test_path_word_expands_only_a_leading_home(value: str) -> None:
     assert got == "/home/test/" + value
     [got] = run_sh("printf '%s\\0' " + shell.path_word(value))
     assert got == ("/home/test" if value == "~" else value)  # a bare ~ is the home itself
+    count_example("test_path_word_expands_only_a_leading_home")
 
 
 @settings(max_examples=100, deadline=None)
@@ -78,3 +86,5 @@ def test_environment_assignments_stay_literal(name_value: str, other: str) -> No
         ["sh", "-c", 'printf "%s\\0%s\\0" "$X" "$Y"']
     )
     assert run_sh(command) == [name_value, other]
+    count_example("test_environment_assignments_stay_literal")
+    count_example("test_environment_assignments_stay_literal")

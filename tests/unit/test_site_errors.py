@@ -140,9 +140,50 @@ BAD_FILES: list[tuple[str, str, int, int | None, str]] = [
     ),
     ("unquoted-off", GOOD_HEAD + "    host_key_checking: off\n", 5, 24, 'write "off" in quotes'),
     ("null-version", "version:\nhosts:\n  a: {}\n", 1, None, "only value is 1"),
+    # Hostile input: sizes and nesting.
+    ("huge-file", GOOD_HEAD + "# " + "x" * (9 * 2**20) + "\n", 1, 1, "larger than 8 MiB"),
+    (
+        "nesting-70",
+        GOOD_HEAD + "    server:\n      env:\n        A: " + "[" * 70 + "]" * 70 + "\n",
+        7,
+        None,
+        "nesting deeper than 64 levels",
+    ),
+    # Hostile input: folders on the host are absolute or under ~, normalized.
+    ("prefix-relative", GOOD_HEAD + "    prefix: opt/localai\n", 5, 13, "a folder on the host"),
+    ("prefix-dotdot", GOOD_HEAD + "    prefix: ~/../../etc\n", 5, 13, "no '.' or '..' parts"),
+    ("prefix-other-home", GOOD_HEAD + "    prefix: ~root/x\n", 5, 13, "a folder on the host"),
+    ("prefix-double-slash", GOOD_HEAD + "    prefix: /opt//x\n", 5, 13, "no '//'"),
+    ("hf-home-dot", GOOD_HEAD + "    hf_home: /data/./hf\n", 5, 14, "a folder on the host"),
+    ("hf-home-dotdot-end", GOOD_HEAD + "    hf_home: /data/hf/..\n", 5, 14, "'..' parts"),
+    ("hf-home-trailing-slash", GOOD_HEAD + "    hf_home: /data/hf/\n", 5, 14, "trailing '/'"),
+    # Hostile input: model ids and revisions name folders in the hub: no way out of it.
+    ("model-id-escape", GOOD_HEAD + "    models:\n      - ../../etc\n", 6, 9, "org/name"),
+    (
+        "model-id-escape-mapping",
+        GOOD_HEAD + "    models:\n      - {id: ../../etc/passwd}\n",
+        6,
+        14,
+        "org/name",
+    ),
+    (
+        "revision-escape",
+        GOOD_HEAD + "    models:\n      - {id: org/m, revision: main/../../../../etc}\n",
+        6,
+        31,
+        "without '..'",
+    ),
+    (
+        "revision-hidden-part",
+        GOOD_HEAD + "    models:\n      - {id: org/m, revision: refs/.git}\n",
+        6,
+        31,
+        "a revision is",
+    ),
 ]
 
 
+@pytest.mark.hostile  # each bad file counts as a hostile input tried (bench/faults.py)
 @pytest.mark.parametrize(
     ("text", "line", "column", "fragment"),
     [case[1:] for case in BAD_FILES],
@@ -181,6 +222,7 @@ def test_every_error_is_reported_not_just_the_first() -> None:
     assert {3, 4, 7, 8, 10} <= set(lines)
 
 
+@pytest.mark.hostile
 def test_alias_bomb_is_refused_quickly() -> None:
     rows = ["a: &a [1,1,1,1,1,1,1,1,1]"]
     for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
@@ -190,6 +232,7 @@ def test_alias_bomb_is_refused_quickly() -> None:
     assert "aliases" in caught.value.problems[0].message
 
 
+@pytest.mark.hostile
 def test_deep_nesting_is_refused() -> None:
     text = "version: 1\nhosts:\n  a:\n    server:\n      env: " + "[" * 5000 + "]" * 5000 + "\n"
     with pytest.raises(SiteError) as caught:

@@ -146,10 +146,25 @@ settings_strategy = st.fixed_dictionaries(
         "user": names,
         "ssh_port": st.integers(1, 65535),
         "connect_timeout_s": st.floats(0.1, 600),
-        "prefix": st.text(
-            st.characters(min_codepoint=32, max_codepoint=0x2FF, exclude_categories=("Cc",)),
-            min_size=1,
-            max_size=20,
+        # A folder on the host: absolute or under ~, normalized (parts that are not '.',
+        # '..' or empty), any other character.
+        "prefix": st.builds(
+            lambda root, parts: root + "/".join(parts),
+            st.sampled_from(["/", "~/"]),
+            st.lists(
+                st.text(
+                    st.characters(
+                        min_codepoint=32,
+                        max_codepoint=0x2FF,
+                        exclude_categories=("Cc",),
+                        exclude_characters="/",
+                    ),
+                    min_size=1,
+                    max_size=8,
+                ).filter(lambda part: part not in (".", "..")),
+                min_size=1,
+                max_size=3,
+            ),
         ),
         "service": st.sampled_from(["auto", "launchd", "process"]),
         "server": st.fixed_dictionaries(
