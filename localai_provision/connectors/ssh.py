@@ -22,7 +22,7 @@ import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import invoke
 import paramiko
@@ -406,14 +406,10 @@ class SSHConnector(Connector):
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     out.write(chunk)
                     sent += len(chunk)
-        except (OSError, paramiko.SSHException) as exc:
-            raise CommandError(
-                host=self.host.name,
-                step="copy",
-                message=f"cannot copy {local_path} to {path}: {exc}",
-                hint="run apply again: the copy resumes where it stopped; if it repeats, "
-                "check that the disk is not full",
-            ) from None
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            # A lost connection keeps the partial file: the next apply resumes it. On a full
+            # disk it goes: it would only hold the space the host needs.
+            self._upload_failed(path, exc, f"cannot copy {local_path} to {path}", path)
         finally:
             self.bytes_sent += sent
 
@@ -433,33 +429,49 @@ class SSHConnector(Connector):
             sftp.chmod(tmp, mode)
             sftp.posix_rename(tmp, path)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            if not self._transport_alive():
-                self.close()  # the temporary file goes with the next apply's clean-up
-                raise ConnectError(
-                    host=self.host.name,
-                    message=f"the SSH connection was lost while writing {path}",
-                    command=f"sftp put {path}",
-                    hint="run again; if it repeats, check the host's network and sshd",
-                ) from None
-            full = self._free_bytes(posixpath.dirname(path))  # before the partial file goes
+            self._upload_failed(path, exc, failure, tmp, remove_always=True)
+
+    def _upload_failed(
+        self,
+        path: str,
+        exc: BaseException,
+        failure: str,
+        partial: str,
+        remove_always: bool = False,
+    ) -> NoReturn:
+        """Translate a failed upload of ``path`` (written to ``partial``): a lost connection,
+        a full disk (the partial file is removed), or another error."""
+        if not self._transport_alive():
+            self.close()  # a temporary file goes with the next apply's clean-up
+            raise ConnectError(
+                host=self.host.name,
+                message=f"the SSH connection was lost while writing {path}",
+                command=f"sftp put {path}",
+                hint="run again; if it repeats, check the host's network and sshd",
+            ) from None
+        conn = self._require()
+        full = self._free_bytes(posixpath.dirname(path))  # before the partial file goes
+        disk_full = full is not None and full < _DISK_FULL_BYTES
+        if remove_always or disk_full:
             with contextlib.suppress(Exception):
-                conn.sftp().remove(tmp)
-            if full is not None and full < _DISK_FULL_BYTES:
-                free = self._free_bytes(posixpath.dirname(path))
-                raise CommandError(
-                    host=self.host.name,
-                    message=f"disk full on {self.host.name} writing {path}: the partial "
-                    f"file was removed; {_megabytes(free)} free there now",
-                    command=f"sftp put {path}",
-                    hint="free space on the host (or point `hf_home`/`prefix` at a larger "
-                    "disk), then run apply again",
-                ) from None
+                conn.sftp().remove(partial)
+        if disk_full:
+            free = self._free_bytes(posixpath.dirname(path))
             raise CommandError(
                 host=self.host.name,
-                message=f"{failure}: {exc or type(exc).__name__}",
+                message=f"disk full on {self.host.name} writing {path}: the partial "
+                f"file was removed; {_megabytes(free)} free there now",
                 command=f"sftp put {path}",
-                hint="check that the folder exists, is writable, and the disk is not full",
+                hint="free space on the host (or point `hf_home`/`prefix` at a larger "
+                "disk), then run apply again",
             ) from None
+        raise CommandError(
+            host=self.host.name,
+            message=f"{failure}: {exc or type(exc).__name__}",
+            command=f"sftp put {path}",
+            hint="check that the folder exists, is writable, and the disk is not full; "
+            "run apply again",
+        ) from None
 
     def _transport_alive(self) -> bool:
         transport = self._conn.client.get_transport() if self._conn is not None else None
