@@ -99,7 +99,8 @@ def half_written(
             found.append(f"{prefix / 'lock'} is left behind")
         for root in (prefix, hf_home):
             for path in root.rglob("*") if root.exists() else []:
-                if ".localai-tmp" in path.name and "venv" not in path.parts:
+                partial = path.name.endswith(".incomplete") and path.parent.name == "blobs"
+                if (".localai-tmp" in path.name or partial) and "venv" not in path.parts:
                     found.append(f"temporary file {path} is left behind")
         for model_id, source in (sources or {}).items():
             base = hub / ("models--" + model_id.replace("/", "--"))
@@ -159,9 +160,9 @@ def wait_for(condition: Callable[[], bool], timeout: float = 60.0, what: str = "
 
 
 def copying(host: TestHost) -> bool:
-    """A model blob is being uploaded (its temporary file exists)."""
+    """A model blob is being uploaded (its partial file, BLOB.incomplete, exists)."""
     _, hf_home = hostprep.host_paths(host)
-    for path in (hf_home / "hub").glob("models--*/blobs/.localai-tmp*"):
+    for path in (hf_home / "hub").glob("models--*/blobs/*.incomplete"):
         try:
             if path.stat().st_size > 0:
                 return True

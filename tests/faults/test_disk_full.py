@@ -62,7 +62,7 @@ def test_a_disk_that_fills_during_a_copy(lab: Lab, big_model: Path, faults: Faul
         assert "MB free" in error["message"] and "partial file was removed" in error["message"]
         assert "hf_home" in error["hint"]
         blobs = hf_home / "hub" / "models--org--big" / "blobs"
-        assert not [p for p in blobs.iterdir() if ".localai-tmp" in p.name]
+        assert not [p for p in blobs.iterdir() if p.name.endswith(".incomplete")]
         assert json.loads((hf_home / ".." / ".localai" / "server.json").read_text())
         faults.check(host)
         # The disk made larger: the next apply finishes the job.
