@@ -1,0 +1,68 @@
+"""The plot of bench/scale.py: time against host count, per tool (drift) and per scenario.
+
+Run by bench/scale.py with the Python of its own venv (/tmp/bench-venvs/plot, matplotlib
+installed there, never in the project's environment): python bench/scaleplot.py RESULTS PNG.
+Imports nothing of the project, so that venv needs matplotlib only.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+DRIFT_TOOLS = [
+    ("localai drift", "localai", "o-"),
+    ("pyinfra --dry", "pyinfra --dry", "s-"),
+    ("ansible-playbook", "ansible-playbook --check", "^-"),
+]
+SCENARIOS = [
+    ("drift", "no-op drift", "o-"),
+    ("apply", "no-op apply", "s-"),
+    ("package", "one package changed", "^-"),
+    ("model", "200 MB model added", "D-"),
+]
+
+
+def _series(rows: list[dict[str, Any]], scenario: str, tool: str) -> tuple[list[int], list[float]]:
+    points = sorted(
+        (r["hosts"], r["median_s"])
+        for r in rows
+        if r["ok"] and r["times_s"] and r["scenario"] == scenario and r["tool"].startswith(tool)
+    )
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def plot(results: dict[str, Any], png: str) -> None:
+    rows = results["rows"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    for tool, label, style in DRIFT_TOOLS:
+        xs, ys = _series(rows, "drift", tool)
+        if xs:
+            left.plot(xs, ys, style, label=label)
+    left.set_title("No-op drift check")
+    for scenario, label, style in SCENARIOS:
+        xs, ys = _series(rows, scenario, "localai")
+        if xs:
+            right.plot(xs, ys, style, label=label)
+    right.set_title("localai, by scenario")
+    for ax in (left, right):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("hosts (loopback sshd, one 2-core machine)")
+        ax.set_ylabel("wall time, s (median)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.suptitle(results.get("title", "bench/scale.py"), fontsize=10)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+
+
+if __name__ == "__main__":
+    with open(sys.argv[1], encoding="utf-8") as f:
+        plot(json.load(f), sys.argv[2])
