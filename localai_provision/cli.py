@@ -1,7 +1,8 @@
 """The command line: the only module that prints or exits.
 
-Everything else is a library returning results or raising LocalAIError. Here results become a
-human table or `--json`, and exit codes, which are an API:
+Everything else is a library returning results or raising LocalAIError. Each command imports
+what only it needs (apply, status) when it runs: `drift` on 100 hosts should not pay for them.
+Here results become a human table or `--json`, and exit codes, which are an API:
   validate  0 valid / 1 invalid
   plan, drift  0 nothing to do / 2 changes or drift / 1 error
   apply  0 converged / 1 a host failed
@@ -24,13 +25,11 @@ from typing import Any, TextIO
 import yaml
 
 from localai_provision import __version__
-from localai_provision.apply import CHANGED, SKIPPED, ApplyOptions, apply_hosts, site_hash
 from localai_provision.errors import LocalAIError, Problem, SiteError, UsageError
 from localai_provision.fleet import DEFAULT_FORKS, DRIFT, IN_SYNC, HostResult, check_hosts
 from localai_provision.lock import PLATFORMS, compile_lock, parse_lock, plan_locks, platform_of
 from localai_provision.plan import Change
 from localai_provision.site import load_site, select_hosts
-from localai_provision.status import status_hosts, stop_hosts
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -360,6 +359,8 @@ class Progress:
 def cmd_apply(args: argparse.Namespace, io: Output) -> int:
     if args.dry_run:
         return cmd_plan(args, io)
+    from localai_provision.apply import SKIPPED, ApplyOptions, apply_hosts, site_hash
+
     site = load_site(args.file)
     hosts = select_hosts(site, args.limit)
     options = ApplyOptions(site_hash=site_hash(Path(args.file)), lock_wait_s=args.lock_wait)
@@ -429,6 +430,8 @@ def cmd_apply(args: argparse.Namespace, io: Output) -> int:
 
 
 def _apply_summary(results: list[HostResult]) -> dict[str, int]:
+    from localai_provision.apply import CHANGED, SKIPPED
+
     summary = {"hosts": len(results), "ok": 0, "changed": 0, "failed": 0, "skipped": 0}
     for r in results:
         if r.status == SKIPPED:
@@ -500,6 +503,8 @@ def cmd_lock(args: argparse.Namespace, io: Output) -> int:
 
 def cmd_status(args: argparse.Namespace, io: Output) -> int:
     site = load_site(args.file)
+    from localai_provision.status import status_hosts
+
     results = status_hosts(select_hosts(site, args.limit), forks=args.forks)
     if args.json:
         _details_json(io, results)
@@ -551,6 +556,8 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
 
 def cmd_stop(args: argparse.Namespace, io: Output) -> int:
     site = load_site(args.file)
+    from localai_provision.status import stop_hosts
+
     results = stop_hosts(select_hosts(site, args.limit), forks=args.forks)
     if args.json:
         _details_json(io, results)
