@@ -46,6 +46,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -188,24 +189,23 @@ def add_pip(fleet: SSHFleet, hosts: list[TestHost], wheelhouse: Path) -> None:
     for wheel in PIP_WHEELS.glob("pip-*.whl"):
         shutil.copy(wheel, wheelhouse / wheel.name)
         (wheelhouse / wheel.name).chmod(0o644)
-    saved = os.environ.pop("PIP_FIND_LINKS", None)
-    try:
-        for host in hosts:
-            venv = hostprep.host_paths(host)[0] / "venv"
-            hostprep.root_pip(
-                "--python",
-                str(venv / "bin" / "python"),
-                "install",
-                "-q",
-                "--no-index",
-                "--find-links",
-                str(wheelhouse),
-                "pip",
-            )
-            hostprep.chown_tree(venv, host.user)
-    finally:
-        if saved is not None:
-            os.environ["PIP_FIND_LINKS"] = saved
+
+    def install(host: TestHost) -> None:
+        venv = hostprep.host_paths(host)[0] / "venv"
+        hostprep.root_pip(
+            "--python",
+            str(venv / "bin" / "python"),
+            "install",
+            "-q",
+            "--no-index",
+            "--find-links",
+            str(wheelhouse),
+            "pip",
+        )
+        hostprep.chown_tree(venv, host.user)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(hosts))) as pool:
+        list(pool.map(install, hosts))
 
 
 def restore(sites: Sites, hosts: list[TestHost], model_ids: list[str]) -> None:
@@ -441,7 +441,8 @@ def main() -> int:
         meta["model_time_vs_one_host"] = {n: round(t / model[1], 2) for n, t in model.items()}
         print(f"model time / one host's: {meta['model_time_vs_one_host']}")
     meta["title"] = (
-        f"bench/scale.py at {meta['commit']}, {meta['date'][:10]}, {meta['cpus']} CPUs, loopback"
+        f"bench/scale.py at {meta['commit']}, {meta['date'][:10]}, {meta['cpus']} CPUs, loopback; "
+        f"model {args.model_mb} MB"
     )
     results_path = args.out / "scale.json"
     results_path.write_text(

@@ -25,7 +25,7 @@ SCENARIOS = [
     ("drift", "no-op drift", "o-"),
     ("apply", "no-op apply", "s-"),
     ("package", "one package changed", "^-"),
-    ("model", "200 MB model added", "D-"),
+    ("model", "a model added", "D-"),
 ]
 
 
@@ -54,6 +54,9 @@ def plot(results: dict[str, Any], png: str) -> None:
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_yscale("log")
+        hosts = sorted({r["hosts"] for r in rows})
+        ax.set_xticks(hosts, [str(h) for h in hosts])
+        ax.minorticks_off()
         ax.set_xlabel("hosts (loopback sshd, one 2-core machine)")
         ax.set_ylabel("wall time, s (median)")
         ax.grid(True, which="both", alpha=0.3)
