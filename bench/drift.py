@@ -392,7 +392,7 @@ def where_localai_time_goes(site: Path) -> dict[str, Any]:
         "python_start_s": best_of([sys.executable, "-c", "pass"]),
         "localai_version_s": best_of([sys.executable, "-m", "localai_provision", "--version"]),
         "import_ssh_stack_s": best_of(
-            [sys.executable, "-c", "import localai_provision.cli, fabric, paramiko"]
+            [sys.executable, "-c", "import localai_provision.cli, localai_provision.connectors.ssh"]
         ),
     }
     loads = []
