@@ -2,6 +2,8 @@
 
 Run by bench/scale.py with the Python of its own venv (/tmp/bench-venvs/plot, matplotlib
 installed there, never in the project's environment): python bench/scaleplot.py RESULTS PNG.
+Several RESULTS files (runs of bench/scale.py) may be given: their rows are plotted together,
+a later file's row replacing an earlier one of the same scenario, tool and host count.
 Imports nothing of the project, so that venv needs matplotlib only.
 """
 
@@ -41,21 +43,24 @@ def _series(rows: list[dict[str, Any]], scenario: str, tool: str) -> tuple[list[
 def plot(results: dict[str, Any], png: str) -> None:
     rows = results["rows"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    hosts: dict[Any, set[int]] = {left: set(), right: set()}
     for tool, label, style in DRIFT_TOOLS:
         xs, ys = _series(rows, "drift", tool)
         if xs:
             left.plot(xs, ys, style, label=label)
+            hosts[left].update(xs)
     left.set_title("No-op drift check")
     for scenario, label, style in SCENARIOS:
         xs, ys = _series(rows, scenario, "localai")
         if xs:
             right.plot(xs, ys, style, label=label)
+            hosts[right].update(xs)
     right.set_title("localai, by scenario")
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        hosts = sorted({r["hosts"] for r in rows})
-        ax.set_xticks(hosts, [str(h) for h in hosts])
+        ticks = sorted(hosts[ax])
+        ax.set_xticks(ticks, [str(h) for h in ticks])
         ax.minorticks_off()
         ax.set_xlabel("hosts (loopback sshd, one 2-core machine)")
         ax.set_ylabel("wall time, s (median)")
@@ -66,6 +71,19 @@ def plot(results: dict[str, Any], png: str) -> None:
     fig.savefig(png, dpi=110)
 
 
+def merge(paths: list[str]) -> dict[str, Any]:
+    merged: dict[str, Any] = {}
+    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            results = json.load(f)
+        for row in results.pop("rows"):
+            rows[(row["scenario"], row["tool"], row["hosts"])] = row
+        merged.update(results)
+    if len(paths) > 1:
+        merged["title"] = merged.get("title", "") + f" ({len(paths)} runs)"
+    return {**merged, "rows": list(rows.values())}
+
+
 if __name__ == "__main__":
-    with open(sys.argv[1], encoding="utf-8") as f:
-        plot(json.load(f), sys.argv[2])
+    plot(merge(sys.argv[1:-1]), sys.argv[-1])
