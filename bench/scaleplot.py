@@ -35,7 +35,7 @@ def _series(rows: list[dict[str, Any]], scenario: str, tool: str) -> tuple[list[
     points = sorted(
         (r["hosts"], r["median_s"])
         for r in rows
-        if r["ok"] and r["times_s"] and r["scenario"] == scenario and r["tool"].startswith(tool)
+        if r["ok"] and r["times_s"] and r["scenario"] == scenario and r["tool"] == tool
     )
     return [p[0] for p in points], [p[1] for p in points]
 
@@ -44,17 +44,21 @@ def plot(results: dict[str, Any], png: str) -> None:
     rows = results["rows"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     hosts: dict[Any, set[int]] = {left: set(), right: set()}
-    for tool, label, style in DRIFT_TOOLS:
+    for tool, label, style in DRIFT_TOOLS:  # bench/drift.py's names for its rows
         xs, ys = _series(rows, "drift", tool)
         if xs:
             left.plot(xs, ys, style, label=label)
             hosts[left].update(xs)
     left.set_title("No-op drift check")
     for scenario, label, style in SCENARIOS:
-        xs, ys = _series(rows, scenario, "localai")
-        if xs:
-            right.plot(xs, ys, style, label=label)
-            hosts[right].update(xs)
+        # One line per variant: "localai model peers=True" and "... peers=False" apart.
+        tools = sorted({r["tool"] for r in rows if r["scenario"] == scenario})
+        for tool in (t for t in tools if t.startswith("localai")):
+            xs, ys = _series(rows, scenario, tool)
+            variant = tool.removeprefix(f"localai {scenario}").strip()
+            if xs:
+                right.plot(xs, ys, style, label=f"{label} {variant}".strip())
+                hosts[right].update(xs)
     right.set_title("localai, by scenario")
     for ax in (left, right):
         ax.set_xscale("log")
