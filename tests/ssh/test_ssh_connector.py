@@ -59,3 +59,12 @@ def test_a_connection_lost_during_a_command(connector: SSHConnector) -> None:
     # The shell's parent is the sshd process that serves this connection.
     with connector, pytest.raises(ConnectError, match="lost during a command"):
         connector.run("kill -9 $PPID; sleep 5", timeout=20)
+
+
+def test_aes_gcm_is_preferred(connector: SSHConnector) -> None:
+    """Cheaper than AES-CTR with HMAC-SHA2 for large copies (no separate MAC pass)."""
+    with connector:
+        assert connector._client is not None
+        transport = connector._client.get_transport()
+        assert transport is not None
+        assert transport.remote_cipher == transport.local_cipher == "aes128-gcm@openssh.com"
