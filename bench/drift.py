@@ -302,6 +302,38 @@ def prepare_hosts(
     return time.perf_counter() - start
 
 
+def prepare_fleet(
+    fleet: SSHFleet, work: Path, wheelhouse: Path, known_hosts: Path
+) -> tuple[list[dict[str, Any]], Path, float]:
+    """Make every fleet host match the site (hostprep), retry hosts found out of sync.
+
+    Returns the targets (one per host), the site file over all of them, the seconds taken."""
+    total = len(fleet.hosts)
+    ports = {h.name: hostprep.free_port() for h in fleet.hosts}
+    full_site = work / f"site-{total}.yaml"
+    to_prepare = list(fleet.hosts)
+    prep_s = 0.0
+    for attempt in range(3):
+        all_targets = targets_for(fleet, fleet.hosts, known_hosts, ports)
+        full_site.write_text(site_text(all_targets, wheelhouse))
+        prep_s += prepare_hosts(fleet, to_prepare, full_site, wheelhouse)
+        results = check_hosts(list(load_site(full_site).hosts.values()))
+        drifted = [r for r in results if r.changes or r.failed]
+        if not drifted:
+            break
+        r = drifted[0]
+        why = "; ".join(f"{c.resource}: {c.reason}" for c in r.changes) or str(r.error)
+        print(f"{len(drifted)} hosts not in sync after preparing, e.g. {r.name}: {why}")
+        if attempt == 2:
+            raise SystemExit("giving up (do tests/support/hostprep.py and the planner disagree?)")
+        # Most likely a server port taken by another program meanwhile (the machine may
+        # be shared): those hosts get a new port and are prepared again.
+        to_prepare = [fleet.host_by_name(r.name) for r in drifted]
+        ports.update({h.name: hostprep.free_port() for h in to_prepare})
+    print(f"prepared {total} hosts in sync (stand-in servers up) in {prep_s:.1f} s", flush=True)
+    return all_targets, full_site, prep_s
+
+
 # ------------------------------------------------------------------------------- localai
 
 
@@ -360,7 +392,7 @@ def where_localai_time_goes(site: Path) -> dict[str, Any]:
         "python_start_s": best_of([sys.executable, "-c", "pass"]),
         "localai_version_s": best_of([sys.executable, "-m", "localai_provision", "--version"]),
         "import_ssh_stack_s": best_of(
-            [sys.executable, "-c", "import localai_provision.cli, fabric, paramiko"]
+            [sys.executable, "-c", "import localai_provision.cli, localai_provision.connectors.ssh"]
         ),
     }
     loads = []
@@ -673,30 +705,7 @@ def main() -> int:
         print(f"fleet: {total} sshd hosts started in {fleet.start_seconds:.1f} s", flush=True)
         wheelhouse = make_wheelhouse(work)
         known_hosts = fleet.write_known_hosts(work / "known_hosts")
-        ports = {h.name: hostprep.free_port() for h in fleet.hosts}
-        full_site = work / f"site-{total}.yaml"
-        to_prepare = list(fleet.hosts)
-        prep_s = 0.0
-        for attempt in range(3):
-            all_targets = targets_for(fleet, fleet.hosts, known_hosts, ports)
-            full_site.write_text(site_text(all_targets, wheelhouse))
-            prep_s += prepare_hosts(fleet, to_prepare, full_site, wheelhouse)
-            results = check_hosts(list(load_site(full_site).hosts.values()))
-            drifted = [r for r in results if r.changes or r.failed]
-            if not drifted:
-                break
-            r = drifted[0]
-            why = "; ".join(f"{c.resource}: {c.reason}" for c in r.changes) or str(r.error)
-            print(f"{len(drifted)} hosts not in sync after preparing, e.g. {r.name}: {why}")
-            if attempt == 2:
-                raise SystemExit(
-                    "giving up (do tests/support/hostprep.py and the planner disagree?)"
-                )
-            # Most likely a server port taken by another program meanwhile (the machine may
-            # be shared): those hosts get a new port and are prepared again.
-            to_prepare = [fleet.host_by_name(r.name) for r in drifted]
-            ports.update({h.name: hostprep.free_port() for h in to_prepare})
-        print(f"prepared {total} hosts in sync (stand-in servers up) in {prep_s:.1f} s", flush=True)
+        all_targets, full_site, prep_s = prepare_fleet(fleet, work, wheelhouse, known_hosts)
         extra["prepare_s"] = round(prep_s, 1)
 
         for n in sizes:

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import socket
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -509,12 +510,23 @@ def write_server_config(connector: Connector, facts: Facts, spec: HostSpec, layo
     connector.put(data, layout.server_config, mode=0o600)
 
 
+_hashed: dict[tuple[str, int, int], str] = {}
+_hashing = threading.Lock()
+
+
 def _hash_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    """sha256 of a file on the controller, computed once per process for all hosts (a model
+    sent to 30 hosts was hashed 30 times: 200 MB each), again only if the file changes."""
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    with _hashing:  # one thread hashes, the others wait for its answer
+        if key not in _hashed:
+            digest = hashlib.sha256()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(chunk)
+            _hashed[key] = digest.hexdigest()
+        return _hashed[key]
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """The command line: the only module that prints or exits.
 
-Everything else is a library returning results or raising LocalAIError. Here results become a
-human table or `--json`, and exit codes, which are an API:
+Everything else is a library returning results or raising LocalAIError. Each command imports
+what only it needs (apply, status) when it runs: `drift` on 100 hosts should not pay for them.
+Here results become a human table or `--json`, and exit codes, which are an API:
   validate  0 valid / 1 invalid
   plan, drift  0 nothing to do / 2 changes or drift / 1 error
   apply  0 converged / 1 a host failed
@@ -27,14 +28,19 @@ from typing import Any, TextIO
 import yaml
 
 from localai_provision import __version__, pull
-from localai_provision.apply import CHANGED, SKIPPED, ApplyOptions, apply_hosts, site_hash
 from localai_provision.errors import LocalAIError, Problem, SiteError, UsageError
-from localai_provision.fleet import DEFAULT_FORKS, DRIFT, IN_SYNC, HostResult, check_hosts
+from localai_provision.fleet import (
+    DEFAULT_FORKS,
+    DRIFT,
+    IN_SYNC,
+    SKIPPED,
+    HostResult,
+    check_hosts,
+)
 from localai_provision.lock import PLATFORMS, compile_lock, parse_lock, plan_locks, platform_of
 from localai_provision.plan import Change
 from localai_provision.site import load_site, select_hosts
 from localai_provision.site.model import HostSpec
-from localai_provision.status import status_hosts, stop_hosts
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -471,6 +477,8 @@ def _write_pull_report(
     git: pull.GitOutcome | None,
     report_path: str,
 ) -> None:
+    from localai_provision.apply import CHANGED
+
     failed = result.failed or result.status == SKIPPED
     outcome = (
         pull.FAILED if failed else pull.CHANGED if result.status == CHANGED else pull.CONVERGED
@@ -499,6 +507,8 @@ def _apply(args: argparse.Namespace, io: Output, file: str, hosts: list[HostSpec
 def _run_apply(
     args: argparse.Namespace, io: Output, file: str, hosts: list[HostSpec]
 ) -> list[HostResult]:
+    from localai_provision.apply import ApplyOptions, apply_hosts, site_hash
+
     options = ApplyOptions(site_hash=site_hash(Path(file)), lock_wait_s=args.lock_wait)
     live = not args.json and io.err.isatty()
     progress = Progress(io, [h.name for h in hosts], live) if not args.quiet else None
@@ -577,6 +587,8 @@ def _render_apply(
 
 
 def _apply_summary(results: list[HostResult]) -> dict[str, int]:
+    from localai_provision.apply import CHANGED, SKIPPED
+
     summary = {"hosts": len(results), "ok": 0, "changed": 0, "failed": 0, "skipped": 0}
     for r in results:
         if r.status == SKIPPED:
@@ -648,6 +660,8 @@ def cmd_lock(args: argparse.Namespace, io: Output) -> int:
 
 def cmd_status(args: argparse.Namespace, io: Output) -> int:
     site = load_site(args.file)
+    from localai_provision.status import status_hosts
+
     results = status_hosts(select_hosts(site, args.limit), forks=args.forks)
     if args.json:
         _details_json(io, results)
@@ -703,6 +717,8 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
 
 def cmd_stop(args: argparse.Namespace, io: Output) -> int:
     site = load_site(args.file)
+    from localai_provision.status import stop_hosts
+
     results = stop_hosts(select_hosts(site, args.limit), forks=args.forks)
     if args.json:
         _details_json(io, results)

@@ -8,13 +8,20 @@
 # - print raw material (file contents, directory names, `ps` text) and leave interpretation to
 #   the pure parsers in localai_provision/facts/parse.py, which are tested with recorded
 #   outputs from Linux and macOS;
-# - never print secrets: of the server's environment only LOCALAI_CONFIG_HASH is read.
-import json
+# - never print secrets: of the server's environment only LOCALAI_CONFIG_HASH is read;
+# - import little: the script runs once per host per check, and on a loopback fleet of 100
+#   its imports were a third of its CPU. json (through re and enum) and socket are replaced
+#   by their C parts (_json, _socket) below, with the modules themselves as the fallback.
 import os
 import pwd
-import socket
 import sys
 import time
+
+try:
+    import _json
+except ImportError:  # not CPython: the json module then
+    _json = None
+import _socket
 
 MAX_TEXT = 256 * 1024
 
@@ -32,6 +39,107 @@ def listdir(path):
         return sorted(os.listdir(path))
     except OSError:
         return None
+
+
+class _ScanContext:
+    """What _json's C scanner reads from a json.JSONDecoder: json.loads' defaults."""
+
+    strict = True
+    object_hook = None
+    object_pairs_hook = None
+    parse_float = float
+    parse_int = int
+    parse_constant = float  # NaN, Infinity, -Infinity
+
+
+def json_loads(text):
+    if _json is not None:
+        try:
+            value, end = _json.make_scanner(_ScanContext)(text, 0)
+            if end == len(text):
+                return value
+        except Exception:  # noqa: BLE001 - the json module decides
+            pass
+    import json
+
+    return json.loads(text)
+
+
+def json_dumps(value):
+    """json.dumps(value) for what this script prints (dict, list, str, int, float, bool,
+    None); anything else goes to the json module."""
+    if _json is not None:
+        parts = []
+        try:
+            _encode(value, parts.append)
+            return "".join(parts)
+        except TypeError:
+            pass
+    import json
+
+    return json.dumps(value)
+
+
+def _encode(value, emit):
+    if isinstance(value, str):
+        emit(_json.encode_basestring_ascii(value))
+    elif value is None:
+        emit("null")
+    elif value is True:
+        emit("true")
+    elif value is False:
+        emit("false")
+    elif isinstance(value, int):
+        emit(int.__repr__(value))
+    elif isinstance(value, float):
+        if value != value:
+            emit("NaN")
+        elif value in (float("inf"), float("-inf")):
+            emit("Infinity" if value > 0 else "-Infinity")
+        else:
+            emit(float.__repr__(value))
+    elif isinstance(value, dict):
+        emit("{")
+        for i, (key, item) in enumerate(value.items()):
+            if not isinstance(key, str):
+                raise TypeError("key")
+            emit(", " if i else "")
+            emit(_json.encode_basestring_ascii(key))
+            emit(": ")
+            _encode(item, emit)
+        emit("}")
+    elif isinstance(value, (list, tuple)):
+        emit("[")
+        for i, item in enumerate(value):
+            emit(", " if i else "")
+            _encode(item, emit)
+        emit("]")
+    else:
+        raise TypeError(type(value).__name__)
+
+
+def create_connection(host, port, timeout):
+    """socket.create_connection((host, port), timeout) with _socket alone. A bytes name:
+    a str one makes getaddrinfo load the idna codec."""
+    try:
+        name = host.encode("ascii")
+    except UnicodeError:
+        name = host
+    error = None
+    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
+        sock = None
+        try:
+            sock = _socket.socket(family, kind, proto)
+            sock.settimeout(timeout)
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            error = exc
+            if sock is not None:
+                sock.close()
+    if error is not None:
+        raise error
+    raise OSError("getaddrinfo returns an empty list")
 
 
 def run(argv, timeout=10):
@@ -194,14 +302,20 @@ def missing_file(site, dist_info):
 
 def shim_hashes(site):
     """sha256 of the tool's own files in site-packages (the start-up shim), by name."""
-    import hashlib  # only here: most hosts pay for it once, in a few milliseconds
+    try:  # the builtin module: hashlib would load OpenSSL's (2-3 ms)
+        from _sha256 import sha256
+    except ImportError:
+        try:
+            from _sha2 import sha256  # Python 3.12 and later
+        except ImportError:
+            from hashlib import sha256
 
     found = {}
     for name in listdir(site) or []:
         if name.startswith("localai_") and not name.endswith(".pyc"):
             try:
                 with open(os.path.join(site, name), "rb") as f:
-                    found[name] = hashlib.sha256(f.read()).hexdigest()
+                    found[name] = sha256(f.read()).hexdigest()
             except OSError:
                 pass
     return found
@@ -329,7 +443,7 @@ def http_get(host, port, path, timeout):
     start = time.perf_counter()
     sock = None
     try:
-        sock = socket.create_connection((host, port), timeout=timeout)
+        sock = create_connection(host, port, timeout)
         request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nAccept: application/json\r\n\r\n"
         sock.sendall(request.encode("ascii"))
         chunks = []
@@ -358,7 +472,7 @@ def http_get(host, port, path, timeout):
 
 def port_open(host, port, timeout):
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
+        create_connection(host, port, timeout).close()
         return True
     except OSError:
         return False
@@ -396,7 +510,7 @@ def model_section(hub, entry):
 
 def main():
     started = time.perf_counter()
-    cfg = json.loads(sys.argv[1])
+    cfg = json_loads(sys.argv[1])
     out = {"v": 1, "errors": {}}
 
     def section(name, fn, *args):
@@ -457,7 +571,7 @@ def main():
     except OSError as exc:
         out["errors"]["disk"] = str(exc)
     out["elapsed_ms"] = (time.perf_counter() - started) * 1000
-    sys.stdout.write(json.dumps(out))
+    sys.stdout.write(json_dumps(out))
 
 
 main()
