@@ -400,8 +400,8 @@ class SSHConnector(Connector):
             self.close()
             raise ConnectError(
                 host=self.host.name,
-                message="the SSH connection was lost during a command: "
-                f"{exc or type(exc).__name__}",
+                message="the SSH connection was lost during a command (the host stopped "
+                f"answering or the connection was cut): {exc or type(exc).__name__}",
                 command=command,
                 hint="run again; if it repeats, check the host's network and sshd",
             ) from None
