@@ -6,8 +6,8 @@ Run (as root, from the repo root): python bench/scale.py --hosts 10 30 100
   --skip-peers        localai only
   --scenarios ...     which of drift, apply, package, model (default: all four)
   --model-mb 200      size of the made-up model file
-  --peers/--no-peers  write `transfer: {peers: BOOL}` into the model scenario's site; without
-                      either the key is left out (the tool's default)
+  --peers/--no-peers  write `defaults.transfer: {peers: BOOL}` into the model scenario's
+                      site; without either the key is left out (the tool's default: on)
   --forks N           passed to localai (default: localai's own default)
   --out DIR           where scale.json, scale.md and scale.png go (default /tmp/localai-scale)
   --wait-idle S       as bench/drift.py: wait up to S s before each row for idle CPUs
@@ -168,8 +168,8 @@ class Sites:
 
     def model(self, data: dict[str, Any], model_id: str, folder: Path, peers: bool | None) -> Path:
         data["defaults"]["models"] = [drift.MODEL, {"id": model_id, "source": str(folder)}]
-        if peers is not None:  # only when asked: the key is new (model fan-out between hosts)
-            data["transfer"] = {"peers": peers}
+        if peers is not None:  # only when asked: without it the tool's default (peers on)
+            data["defaults"]["transfer"] = {"peers": peers}
         hosts = len(data["hosts"])
         return self.write(f"model-{hosts}", data)
 

@@ -173,5 +173,5 @@ def copying(host: TestHost) -> bool:
 
 def converge(lab: Lab, site: Path) -> dict[str, object]:
     code, result = lab.json("apply", site)
-    assert code == 0, result
+    assert code == 0, json.dumps({h: e["error"] for h, e in result.items() if e["error"]})
     return result

@@ -16,6 +16,7 @@ import os
 import pwd
 import secrets
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -47,9 +48,18 @@ class Namespace:
         self.inside = inside  # the veth end in the namespace
         self.address = f"10.231.{subnet}.2"
 
-    def link(self, state: str) -> None:
+    def link(self, state: str, port: int | None = None) -> None:
         result = _ip("netns", "exec", self.name, "ip", "link", "set", self.inside, state)
         assert result.returncode == 0, result.stderr
+        if state == "up" and port is not None:
+            # The link's routes come back a moment after it does (longer on a busy machine):
+            # wait until the sshd inside answers again.
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                with contextlib.suppress(OSError):
+                    socket.create_connection((self.address, port), timeout=1).close()
+                    return
+                time.sleep(0.1)
 
 
 @contextlib.contextmanager
@@ -172,7 +182,7 @@ def test_a_host_that_stops_answering(
         faults.check(other, sources={"org/fault-a": small_model}, settled=True)
         # The link back up and the server's delay gone: the next apply converges.
         hostprep.kill_servers(silent)
-        ns.link("up")
+        ns.link("up", port=silent.port)
         data["hosts"][silent.name]["server"]["env"] = {}
         site.write_text(yaml.safe_dump(data, sort_keys=False))
         converge(lab, site)

@@ -85,6 +85,7 @@ def test_a_large_blob_passes_from_host_to_host(lab: Lab, big_model: Path) -> Non
     assert sum(again[h.name]["cost"]["bytes_sent"] for h in hosts) == 0
 
 
+@pytest.mark.faults
 def test_an_interrupted_copy_resumes_and_a_wrong_one_is_refused(lab: Lab, big_model: Path) -> None:
     host = lab.fleet.hosts[4]
     hostprep.reset_host(host)
@@ -125,6 +126,7 @@ def test_an_interrupted_copy_resumes_and_a_wrong_one_is_refused(lab: Lab, big_mo
     assert sha256(folder / want) == want
 
 
+@pytest.mark.faults
 def test_a_host_that_cannot_serve_falls_back_to_the_controller(lab: Lab, big_model: Path) -> None:
     """Library level, so that the order is certain: A holds the blob, then B asks for it."""
     hosts = lab.fleet.hosts[5:7]
@@ -274,6 +276,7 @@ def test_pushed_wheels_install_with_no_index(
     assert not stray.exists()
 
 
+@pytest.mark.faults
 def test_a_holder_that_dies_mid_copy_is_resumed_from_elsewhere(lab: Lab, tmp_path: Path) -> None:
     """A's server is killed while B copies from it: B keeps what arrived, resumes from the
     controller, and ends with the right bytes."""
