@@ -86,7 +86,12 @@ def test_a_large_blob_passes_from_host_to_host(lab: Lab, big_model: Path) -> Non
 
 
 @pytest.mark.faults
-def test_an_interrupted_copy_resumes_and_a_wrong_one_is_refused(lab: Lab, big_model: Path) -> None:
+def test_an_interrupted_copy_resumes_and_a_wrong_one_is_refused(
+    lab: Lab, big_model: Path, request: pytest.FixtureRequest
+) -> None:
+    request.node.user_properties.append(
+        ("fault", "model copy cut half-way, then bytes that are not what was sent")
+    )
     host = lab.fleet.hosts[4]
     hostprep.reset_host(host)
     site = lab.site(
@@ -127,8 +132,13 @@ def test_an_interrupted_copy_resumes_and_a_wrong_one_is_refused(lab: Lab, big_mo
 
 
 @pytest.mark.faults
-def test_a_host_that_cannot_serve_falls_back_to_the_controller(lab: Lab, big_model: Path) -> None:
+def test_a_host_that_cannot_serve_falls_back_to_the_controller(
+    lab: Lab, big_model: Path, request: pytest.FixtureRequest
+) -> None:
     """Library level, so that the order is certain: A holds the blob, then B asks for it."""
+    request.node.user_properties.append(
+        ("fault", "a host cannot pass a file on (an address not its own)")
+    )
     hosts = lab.fleet.hosts[5:7]
     for host in hosts:
         hostprep.reset_host(host)
@@ -277,9 +287,12 @@ def test_pushed_wheels_install_with_no_index(
 
 
 @pytest.mark.faults
-def test_a_holder_that_dies_mid_copy_is_resumed_from_elsewhere(lab: Lab, tmp_path: Path) -> None:
+def test_a_holder_that_dies_mid_copy_is_resumed_from_elsewhere(
+    lab: Lab, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     """A's server is killed while B copies from it: B keeps what arrived, resumes from the
     controller, and ends with the right bytes."""
+    request.node.user_properties.append(("fault", "a host passing a file on killed mid-copy"))
     hosts = lab.fleet.hosts[2:4]
     for host in hosts:
         hostprep.reset_host(host)
