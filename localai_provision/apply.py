@@ -16,7 +16,6 @@ import hashlib
 import json
 import os
 import socket
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,7 +72,13 @@ from localai_provision.plan import (
 from localai_provision.services.base import ServiceManager, service_manager_for
 from localai_provision.services.launchd import LaunchdService
 from localai_provision.site.model import HUB_PREFIX, HostSpec, ModelSpec
-from localai_provision.transfer import PARTIAL, Artifact, Distributor, Placement, list_files
+from localai_provision.transfer import (
+    Artifact,
+    Distributor,
+    list_files,
+    missing_placements,
+    sha256_file,
+)
 from localai_provision.wheelhouse import BUILD_TOOLS, Wheel, tool_wheel, wheels_for
 
 # Apply statuses.
@@ -176,7 +181,9 @@ def acquire_lock(
             "automatically",
         )
     if not result.ok:
-        raise _failed(spec, "lock", "could not take the host's lock", "<lock script>", result)
+        raise CommandError.of(
+            spec.name, "lock", "could not take the host's lock", "<lock script>", result
+        )
     took_over = [line for line in result.stderr.splitlines() if line.startswith("took over")]
     return "waited" in result.stdout.split(), took_over
 
@@ -210,20 +217,6 @@ def release_lock(connector: Connector, prefix: str) -> None:
 # --- steps ----------------------------------------------------------------------------------
 
 
-def _failed(
-    spec: HostSpec, step: str, message: str, command: str, result: Any, hint: str = ""
-) -> CommandError:
-    return CommandError(
-        host=spec.name,
-        step=step,
-        message=message,
-        command=command,
-        exit_status=result.exit_status,
-        output_tail=result.tail(),
-        hint=hint,
-    )
-
-
 def _run_step(
     connector: Connector,
     spec: HostSpec,
@@ -237,7 +230,7 @@ def _run_step(
     command = assignments + shell.join(argv)
     result = connector.run(command, timeout=timeout)
     if not result.ok:
-        raise _failed(spec, step, message, command, result)
+        raise CommandError.of(spec.name, step, message, command, result)
     return result.stdout
 
 
@@ -253,8 +246,8 @@ def build_venv(connector: Connector, spec: HostSpec, facts: Facts, layout: Layou
     )
     result = connector.run(command, timeout=VENV_TIMEOUT_S)
     if not result.ok:
-        raise _failed(
-            spec,
+        raise CommandError.of(
+            spec.name,
             "venv",
             f"could not build the venv with {python}",
             command,
@@ -296,8 +289,8 @@ def ensure_uv(
         log.steps.append({"step": "installer", "installed": "uv"})
         return True
     if spec.installer == "uv":
-        raise _failed(
-            spec, "packages", "uv could not be installed (`installer: uv`)", command, result
+        raise CommandError.of(
+            spec.name, "packages", "uv could not be installed (`installer: uv`)", command, result
         )
     last = result.tail(1) or "no uv wheel for this host"
     log.warnings.append(f"uv could not be had ({last}); installed with pip instead")
@@ -310,9 +303,9 @@ def install_packages(
     layout: Layout,
     changes: list[Change],
     log: StepLog,
-    lock: Lock | None = None,
-    facts: Facts | None = None,
-    distributor: Distributor | None = None,
+    lock: Lock | None,
+    facts: Facts,
+    distributor: Distributor,
 ) -> None:
     """Install what the plan asks for. With a lock: exactly the locked set, hashes checked,
     anything else removed (uv pip sync; with pip, install then uninstall the rest). Without:
@@ -321,8 +314,8 @@ def install_packages(
     pins = [f"{c.name}=={c.after}" for c in changes if c.kind == PACKAGE and c.after]
     extras = [c.name for c in changes if c.kind == PACKAGE and c.action == REMOVE]
     index_args = spec.package_index.arguments()
-    if lock is not None and spec.package_index.push and facts is not None:
-        push_wheels(connector, spec, layout, facts, lock, distributor or Distributor(), log)
+    if lock is not None and spec.package_index.push:
+        push_wheels(connector, spec, layout, facts, lock, distributor, log)
         index_args = ["--no-index", "--find-links", layout.wheels]
     # Installers take a package at its version for installed even when files of it are gone.
     damaged = [c.name for c in changes if c.kind == PACKAGE and c.before == HALF_INSTALLED]
@@ -473,15 +466,11 @@ def push_wheels(
         create=True,
         keep=[w.filename for w in everything],
     )
-    placements = [
-        Placement(
-            Artifact(f"sha256:{w.sha256}", w.size, w.path),
-            f"{layout.wheels}/{w.filename}",
-            present.get(w.filename + PARTIAL, 0),
-        )
-        for w in everything
-        if present.get(w.filename) != w.size
-    ]
+    placements = missing_placements(
+        present,
+        layout.wheels,
+        [(w.filename, Artifact(f"sha256:{w.sha256}", w.size, w.path)) for w in everything],
+    )
     delivery = distributor.deliver(connector, spec, python, placements, "packages")
     log.warnings += delivery.warnings
     log.steps.append({"step": "wheels", "wheels": len(everything), **delivery.as_dict()})
@@ -510,25 +499,6 @@ def write_server_config(connector: Connector, facts: Facts, spec: HostSpec, layo
     connector.put(data, layout.server_config, mode=0o600)
 
 
-_hashed: dict[tuple[str, int, int], str] = {}
-_hashing = threading.Lock()
-
-
-def _hash_file(path: Path) -> str:
-    """sha256 of a file on the controller, computed once per process for all hosts (a model
-    sent to 30 hosts was hashed 30 times: 200 MB each), again only if the file changes."""
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    with _hashing:  # one thread hashes, the others wait for its answer
-        if key not in _hashed:
-            digest = hashlib.sha256()
-            with open(path, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    digest.update(chunk)
-            _hashed[key] = digest.hexdigest()
-        return _hashed[key]
-
-
 @dataclass(frozen=True)
 class ModelFile:
     blob: str  # its name under blobs/: sha256, or git's blob id for Hugging Face's small files
@@ -553,7 +523,7 @@ def model_manifest(source: Path) -> dict[str, tuple[str, int]]:
         if path.is_file() and not any(
             part.startswith(".") for part in path.relative_to(source).parts
         ):
-            files[path.relative_to(source).as_posix()] = (_hash_file(path), path.stat().st_size)
+            files[path.relative_to(source).as_posix()] = (sha256_file(path), path.stat().st_size)
     return files
 
 
@@ -681,16 +651,12 @@ def copy_model(
     base = f"{facts.hf_home}/hub/{model.cache_dir_name}"
     python = facts.python.executable
     present = list_files(connector, spec, python, f"{base}/blobs", "models", create=True)
-    placements: dict[str, Placement] = {}
-    for file in source.files.values():
-        if file.blob in placements or present.get(file.blob) == file.size:
-            continue
-        placements[file.blob] = Placement(
-            Artifact(file.digest, file.size, file.local_path),
-            f"{base}/blobs/{file.blob}",
-            present.get(file.blob + PARTIAL, 0),
-        )
-    delivery = distributor.deliver(connector, spec, python, list(placements.values()), "models")
+    placements = missing_placements(
+        present,
+        f"{base}/blobs",
+        [(f.blob, Artifact(f.digest, f.size, f.local_path)) for f in source.files.values()],
+    )
+    delivery = distributor.deliver(connector, spec, python, placements, "models")
     link = {
         "base": base,
         "commit": source.commit,
@@ -725,8 +691,8 @@ def download_model(
     )
     result = connector.run(command, timeout=INSTALL_TIMEOUT_S)
     if not result.ok:
-        raise _failed(
-            spec,
+        raise CommandError.of(
+            spec.name,
             "models",
             f"could not download {model.id}@{model.revision}",
             command,
@@ -838,8 +804,8 @@ def converge_pull_timer(
     )
     result = connector.run(command)
     if not result.ok:
-        raise _failed(
-            spec,
+        raise CommandError.of(
+            spec.name,
             PULL_TIMER,
             "could not "
             + ("remove the pull timer from" if wanted is None else "write")
@@ -887,11 +853,10 @@ def execute(
     changes: list[Change],
     options: ApplyOptions,
     log: StepLog,
-    lock: Lock | None = None,
-    distributor: Distributor | None = None,
+    lock: Lock | None,
+    distributor: Distributor,
 ) -> Facts:
     """Run the steps ``changes`` ask for, in order; return the facts read afterwards."""
-    distributor = distributor or Distributor()
     layout = layout_for(facts)
     by_kind: dict[str, list[Change]] = {}
     for change in changes:

@@ -18,6 +18,10 @@ what went wrong and what to do, never a traceback.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for the annotation: the connectors import this module's errors
+    from localai_provision.connectors.base import CommandResult
 
 
 class LocalAIError(Exception):
@@ -134,3 +138,19 @@ class NameNotResolved(ConnectError):
 
 class CommandError(HostError):
     """A command on the host exited non-zero or ran past its timeout."""
+
+    @classmethod
+    def of(
+        cls, host: str, step: str, message: str, command: str, result: CommandResult, hint: str = ""
+    ) -> CommandError:
+        """The error for ``result``, a failed run of ``command`` (given apart: a long script
+        may be named rather than shown), with its exit status and the tail of its output."""
+        return cls(
+            host=host,
+            step=step,
+            message=message,
+            command=command,
+            exit_status=result.exit_status,
+            output_tail=result.tail(),
+            hint=hint,
+        )

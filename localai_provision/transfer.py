@@ -17,10 +17,11 @@ One `Distributor` serves one apply; the host jobs share it from their threads.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,29 @@ class _Holder:
     connector: Connector
     python: str
     paths: dict[str, str] = field(default_factory=dict)  # digest -> path on this host
+
+
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file on the controller, read in 1 MiB pieces (models are gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def missing_placements(
+    present: dict[str, int], folder: str, files: Iterable[tuple[str, Artifact]]
+) -> list[Placement]:
+    """Where each (name, artifact) goes in ``folder`` on a host, for those the host lacks
+    (``present`` is its listing): a name already there at its size is skipped, a partial
+    copy is resumed, a name given twice is sent once."""
+    placements: dict[str, Placement] = {}
+    for name, artifact in files:
+        if name in placements or present.get(name) == artifact.size:
+            continue
+        placements[name] = Placement(artifact, f"{folder}/{name}", present.get(name + PARTIAL, 0))
+    return list(placements.values())
 
 
 class Distributor:
@@ -315,14 +339,7 @@ def list_files(
     command = _blobs_command(python, "list", config)
     result = connector.run(command)
     if not result.ok:
-        raise CommandError(
-            host=spec.name,
-            step=step,
-            message=f"cannot list {folder}",
-            command=command,
-            exit_status=result.exit_status,
-            output_tail=result.tail(),
-        )
+        raise CommandError.of(spec.name, step, f"cannot list {folder}", command, result)
     listing: dict[str, int] = json.loads(result.stdout or "{}")
     return listing
 
@@ -344,13 +361,12 @@ def _commit(
         why = "; ".join(f"{path}: {reason}" for path, reason in bad.items())
     except (ValueError, KeyError, TypeError):
         why = result.tail(3)
-    raise CommandError(
-        host=spec.name,
-        step=step,
-        message=f"what arrived is not what was sent: {why}",
-        command=command,
-        exit_status=result.exit_status,
-        output_tail=result.tail(),
+    raise CommandError.of(
+        spec.name,
+        step,
+        f"what arrived is not what was sent: {why}",
+        command,
+        result,
         hint="run apply again (a wrong file was deleted and is sent again); if it repeats, "
         "check the host's disk",
     )

@@ -8,7 +8,6 @@ the set once instead of ten times, and a lab with no internet can be provisioned
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 from localai_provision.facts.model import Facts
 from localai_provision.lock import Lock, LockError
 from localai_provision.site.model import PackageIndex
+from localai_provision.transfer import sha256_file
 
 DOWNLOAD_TIMEOUT_S = 1800.0
 ARCHIVE_SUFFIXES = (".whl", ".tar.gz", ".zip")
@@ -32,6 +32,11 @@ _HASH = re.compile(r"--hash=sha256:([0-9a-f]{64})")
 # One download per platform folder at a time, across the host threads of an apply.
 _folder_locks: dict[Path, threading.Lock] = {}
 _folder_locks_guard = threading.Lock()
+
+
+def _folder_lock(folder: Path) -> threading.Lock:
+    with _folder_locks_guard:
+        return _folder_locks.setdefault(folder, threading.Lock())
 
 
 @dataclass(frozen=True)
@@ -85,14 +90,6 @@ def pip_platforms(platform: str, os_version: str) -> list[str]:
     ]
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _index(folder: Path) -> dict[str, Path]:
     """sha256 -> wheel in ``folder``; hashes are cached beside the wheels by name and size."""
     cache_file = folder / ".sha256"
@@ -106,7 +103,7 @@ def _index(folder: Path) -> dict[str, Path]:
     lines = []
     for path in sorted(p for p in folder.iterdir() if p.name.endswith(ARCHIVE_SUFFIXES)):
         key = (path.name, path.stat().st_size)
-        sha = cached.get(key) or _sha256(path)
+        sha = cached.get(key) or sha256_file(path)
         found[sha] = path
         lines.append(f"{key[0]} {key[1]} {sha}")
     tmp = cache_file.with_name(".sha256.tmp")
@@ -120,9 +117,7 @@ def wheels_for(lock: Lock, facts: Facts, index: PackageIndex) -> list[Wheel]:
     downloaded into the wheelhouse first if missing. Raises LockError naming what no index
     offers."""
     folder = wheelhouse_root() / lock.platform
-    with _folder_locks_guard:
-        folder_lock = _folder_locks.setdefault(folder, threading.Lock())
-    with folder_lock:
+    with _folder_lock(folder):
         folder.mkdir(parents=True, exist_ok=True)
         requirements = locked_requirements(lock)
         have = _index(folder)
@@ -146,6 +141,40 @@ def wheels_for(lock: Lock, facts: Facts, index: PackageIndex) -> list[Wheel]:
     return wheels
 
 
+def _pip_download(
+    what: list[str], dest: Path, platform: str, facts: Facts, index: PackageIndex
+) -> subprocess.CompletedProcess[str]:
+    """The controller's `pip download` of ``what`` (options and requirements) for a host's
+    platform and Python, with the site's index and none of the controller's pip settings.
+    Raises subprocess.TimeoutExpired after DOWNLOAD_TIMEOUT_S."""
+    major, minor = facts.python.version[0], facts.python.version[1]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--quiet",
+        "--no-deps",
+        "--dest",
+        str(dest),
+        "--python-version",
+        f"{major}.{minor}",
+        *[a for p in pip_platforms(platform, facts.system.os_version) for a in ("--platform", p)],
+        *index.arguments(),
+        *what,
+    ]
+    return subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=DOWNLOAD_TIMEOUT_S,
+        check=False,
+        env=pip_environment(),
+    )
+
+
 def _download(
     requirements: list[LockedRequirement],
     folder: Path,
@@ -162,43 +191,18 @@ def _download(
         reqs = Path(tmp) / "requirements.txt"
         reqs.write_text("\n".join(lines) + "\n")
         dest = Path(tmp) / "wheels"
-        argv = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--quiet",
-            "--no-deps",
+        what = [
             # A wheel wherever one exists; a package published only as source (a few pure
             # Python ones are) comes as its sdist, which the host builds offline.
             "--prefer-binary",
-            "--dest",
-            str(dest),
-            "--python-version",
-            f"{major}.{minor}",
             "--implementation",
             "cp",
-            *[
-                a
-                for p in pip_platforms(platform, facts.system.os_version)
-                for a in ("--platform", p)
-            ],
             *[a for abi in (f"cp{major}{minor}", "abi3", "none") for a in ("--abi", abi)],
-            *index.arguments(),
             "-r",
             str(reqs),
         ]
         try:
-            result = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=DOWNLOAD_TIMEOUT_S,
-                check=False,
-                env=pip_environment(),
-            )
+            result = _pip_download(what, dest, platform, facts, index)
         except subprocess.TimeoutExpired:
             raise LockError(f"downloading the wheels for {platform} took over 30 min") from None
         if result.returncode != 0:
@@ -233,47 +237,16 @@ def tool_wheel(name: str, platform: str, facts: Facts, index: PackageIndex) -> W
     """A wheel of an installer tool (uv) for the platform, downloaded once; None if no index
     offers one (the host then installs with pip)."""
     folder = wheelhouse_root() / platform / "tools"
-    with _folder_locks_guard:
-        folder_lock = _folder_locks.setdefault(folder, threading.Lock())
-    with folder_lock:
+    with _folder_lock(folder):
         folder.mkdir(parents=True, exist_ok=True)
         found = sorted(folder.glob(f"{name}-*.whl"))
         if not found:
-            major, minor = facts.python.version[0], facts.python.version[1]
-            argv = [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--disable-pip-version-check",
-                "--no-input",
-                "--quiet",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--dest",
-                str(folder),
-                "--python-version",
-                f"{major}.{minor}",
-                *[
-                    a
-                    for p in pip_platforms(platform, facts.system.os_version)
-                    for a in ("--platform", p)
-                ],
-                *index.arguments(),
-                name,
-            ]
             try:
-                subprocess.run(
-                    argv,
-                    capture_output=True,
-                    timeout=DOWNLOAD_TIMEOUT_S,
-                    check=False,
-                    env=pip_environment(),
-                )
+                _pip_download(["--only-binary=:all:", name], folder, platform, facts, index)
             except subprocess.TimeoutExpired:
                 return None
             found = sorted(folder.glob(f"{name}-*.whl"))
         if not found:
             return None
         path = found[-1]
-        return Wheel(path.name, _sha256(path), path.stat().st_size, path)
+        return Wheel(path.name, sha256_file(path), path.stat().st_size, path)

@@ -97,13 +97,12 @@ def gather(connector: Connector, spec: HostSpec) -> Facts:
             hint="install Python 3 on the host (see docs/macos.md) or fix `python`",
         )
     if not result.ok:
-        raise CommandError(
-            host=spec.name,
-            step="gather",
-            message="the facts script failed",
-            command=shown,
-            exit_status=result.exit_status,
-            output_tail=result.tail(),
+        raise CommandError.of(
+            spec.name,
+            "gather",
+            "the facts script failed",
+            shown,
+            result,
             hint="run it again; if it repeats, report it with this output",
         )
     try:

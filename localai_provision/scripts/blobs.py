@@ -230,11 +230,8 @@ def fetch(cfg):
     if have > size:
         os.unlink(part)
         have = 0
-    h = hasher(digest, size)
-    if have:
-        with open(part, "rb") as f:
-            for chunk in iter(lambda: f.read(CHUNK), b""):
-                h.update(chunk)
+    # What an earlier copy left is hashed first; the rest is hashed as it arrives.
+    h = hash_file(part, digest, size) if have else hasher(digest, size)
     try:
         conn = socket.create_connection((cfg["host"], cfg["port"]), timeout=cfg.get("stall_s", 30))
     except OSError as exc:

@@ -47,16 +47,8 @@ class ServiceManager(abc.ABC):
         command = shell.join([self.layout.venv_python, "-I", "-S", "-c", scripts.load(name), *args])
         result = self.connector.run(command, timeout=timeout)
         if not result.ok:
-            raise CommandError(
-                host=self.spec.name,
-                step=step,
-                message=f"{name} failed",
-                command=shell.join(
-                    [self.layout.venv_python, "-I", "-S", "-c", f"<{name}.py>", *args]
-                ),
-                exit_status=result.exit_status,
-                output_tail=result.tail(),
-            )
+            shown = shell.join([self.layout.venv_python, "-I", "-S", "-c", f"<{name}.py>", *args])
+            raise CommandError.of(self.spec.name, step, f"{name} failed", shown, result)
         return result.stdout
 
 

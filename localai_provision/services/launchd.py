@@ -78,14 +78,7 @@ class LaunchdService(ServiceManager):
                 f"{sudoers_line(user)} (or use `launchd: {{domain: user}}`; see docs/macos.md)",
             )
         if check and not result.ok:
-            raise CommandError(
-                host=self.spec.name,
-                step=step,
-                message="a launchd command failed",
-                command=command,
-                exit_status=result.exit_status,
-                output_tail=result.tail(),
-            )
+            raise CommandError.of(self.spec.name, step, "a launchd command failed", command, result)
         return result
 
     # --- the job's definition ---------------------------------------------------------------
@@ -198,13 +191,12 @@ class LaunchdService(ServiceManager):
                 self._root(["launchctl", "bootstrap", self.domain, self.plist_path]), check=False
             )
         if not result.ok:
-            raise CommandError(
-                host=self.spec.name,
-                step="service",
-                message=f"launchctl bootstrap {self.domain} failed",
-                command=result.command,
-                exit_status=result.exit_status,
-                output_tail=result.tail(),
+            raise CommandError.of(
+                self.spec.name,
+                "service",
+                f"launchctl bootstrap {self.domain} failed",
+                result.command,
+                result,
             )
         self._run(self._root(["launchctl", "enable", self.target]))
 
