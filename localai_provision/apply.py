@@ -47,6 +47,7 @@ from localai_provision.lock import Lock, LockError, lock_for
 from localai_provision.plan import (
     FAIL,
     HALF_INSTALLED,
+    LAUNCHD_DOMAIN,
     LOCK,
     MACOS,
     MODEL,
@@ -54,6 +55,7 @@ from localai_provision.plan import (
     PULL_TIMER,
     PYTHON,
     REMOVE,
+    ROOT_HELPER,
     SECRET,
     SERVER_CONFIG,
     SERVICE,
@@ -869,10 +871,22 @@ def execute(
         LOCK: "run `localai lock SITE`, commit the lock files, then apply again",
         SECRET: "set the variable in the environment of the shell that runs localai",
         PULL_TIMER: "install cron on the host, or leave `pull` out of its settings",
+        ROOT_HELPER: "run the setup command above once, then apply again (docs/macos.md)",
+        LAUNCHD_DOMAIN: "set `launchd: {domain: system}` for this host (docs/macos.md)",
+        MACOS: "fix the setting in the site file",
     }
-    steps = {SYSTEM: "system-packages", PYTHON: "python", LOCK: "lock-file"}
+    steps = {
+        SYSTEM: "system-packages",
+        PYTHON: "python",
+        LOCK: "lock-file",
+        ROOT_HELPER: "root-helper",
+        LAUNCHD_DOMAIN: "service",
+    }
     for change in changes:
         if change.action == FAIL:
+            if change.kind == ROOT_HELPER:
+                # The one step only the admin can do: leave the installer ready on the host.
+                LaunchdService(connector, spec, layout, facts).write_installer()
             raise HostError(
                 host=spec.name,
                 step=steps.get(change.kind, change.kind),
@@ -969,7 +983,9 @@ def _run_service(
                 hint="stop that program, or choose another `server.port` for this host",
                 details={"stopped": stopped},
             )
-    if change.action == "restart" and redefined:
+    if redefined:
+        # A changed definition is loaded anew, whether the job runs, crash-loops or is
+        # stopped: launchd keeps the old one until bootout.
         fleet.progress(spec.name, "reloading the service")
         service.reload()
     elif change.action == "restart":

@@ -21,10 +21,13 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-from localai_provision import shell
+from localai_provision import scripts, shell
 from localai_provision.site.model import HostSpec
 
 SERVER_PACKAGE = "mlx-omni-server"
+# Packages of the server's set that publish only an sdist for macOS arm64, so a Mac compiles
+# them and needs Xcode's Command Line Tools (PyPI, checked 2026-12: webrtcvad 2.0.10).
+SOURCE_ONLY_PACKAGES = ("webrtcvad",)
 PULL_REPORT = "pull-report.json"
 SHIM_MODULE = "localai_server_shim"
 
@@ -92,6 +95,11 @@ class Layout:
         return posixpath.join(self.log_dir, "server.log")
 
     @property
+    def libexec(self) -> str:
+        """Programs the tool leaves for the admin (the root helper's installer)."""
+        return posixpath.join(self.prefix, "libexec")
+
+    @property
     def state_dir(self) -> str:
         return posixpath.join(self.prefix, "state")
 
@@ -146,11 +154,19 @@ def server_config(spec: HostSpec, layout: Layout, hf_home: str) -> dict[str, Any
         env["MLX_OMNI_MODEL_CACHE_TTL"] = "0"
         env["MLX_OMNI_MODEL_CACHE_SIZE"] = str(max(3, prewarmed))
     env.update(server.env)  # the site's own values win
-    return {"argv": argv, "env": env}
+    config: dict[str, Any] = {"argv": argv, "env": env}
+    if spec.macos.gpu_wired_limit_mb is not None:
+        # MLX reads the limit once per process: a new limit means a new server process (it is
+        # in the hash), and at boot the launchd job waits for it (scripts/launchd_exec.py).
+        config["wired_limit_mb"] = spec.macos.gpu_wired_limit_mb
+    return config
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    text = json.dumps({"argv": config["argv"], "env": config["env"]}, sort_keys=True)
+    hashed = {"argv": config["argv"], "env": config["env"]}
+    if config.get("wired_limit_mb") is not None:
+        hashed["wired_limit_mb"] = config["wired_limit_mb"]
+    text = json.dumps(hashed, sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
@@ -179,22 +195,24 @@ def launchd_job(spec: HostSpec) -> dict[str, str] | None:
     }
 
 
-def launchd_plist(
-    spec: HostSpec, layout: Layout, config: dict[str, Any], user: str, home: str
-) -> bytes:
-    """The job's property list. Every path is absolute (launchd expands no `~` or $HOME);
-    the environment is the server's, plus HOME and the configuration's hash (drift reads it
-    back from the running process)."""
-    env = {
-        "HOME": home,
-        "PATH": "/usr/bin:/bin:/usr/sbin:/sbin",
-        **config["env"],
-        "LOCALAI_CONFIG_HASH": config_hash(config),
-    }
+def launchd_plist(spec: HostSpec, layout: Layout, user: str, home: str) -> bytes:
+    """The job's property list. It holds no secret and no server setting: the job runs the
+    launcher (scripts/launchd_exec.py), which reads the 0600 server.json and execs the
+    server, because `launchctl print` shows a job's environment to any local user. So the
+    plist is 0644, readable by facts, and changes only when the tool's launcher does. Every
+    path is absolute (launchd expands no `~` or $HOME)."""
     job: dict[str, Any] = {
         "Label": launchd_label(spec),
-        "ProgramArguments": list(config["argv"]),
-        "EnvironmentVariables": env,
+        "ProgramArguments": [
+            layout.venv_python,
+            "-I",
+            "-S",
+            "-c",
+            scripts.load("launchd_exec"),
+            layout.prefix,
+        ],
+        # Homebrew's folders first: ffmpeg (for /v1/audio/transcriptions) lives there.
+        "EnvironmentVariables": {"HOME": home, "PATH": LAUNCHD_PATH},
         # The server writes ./logs when it starts: a folder of its own, writable.
         "WorkingDirectory": posixpath.join(layout.prefix, "work"),
         "StandardOutPath": layout.server_log,
@@ -210,6 +228,17 @@ def launchd_plist(
     return plistlib.dumps(job, sort_keys=True)
 
 
+def same_plist(installed: str | None, wanted: bytes) -> bool:
+    """Is the plist on the host the one wanted? Compared parsed: the root helper rewrites a
+    LaunchDaemon's plist with `plutil -convert xml1`, whose spelling may differ."""
+    if installed is None:
+        return False
+    try:
+        return bool(plistlib.loads(installed.encode("utf-8")) == plistlib.loads(wanted))
+    except (plistlib.InvalidFileException, ValueError, TypeError, OverflowError):
+        return False
+
+
 def service_kind(spec: HostSpec, facts: Any) -> str:
     """`auto` is launchd on macOS and a plain process elsewhere."""
     if spec.service != "auto":
@@ -220,10 +249,18 @@ def service_kind(spec: HostSpec, facts: Any) -> str:
 WIRED_LIMIT_LABEL = "com.localai-provision.wired-limit"
 
 
+def launchd_daemons_dir(spec: HostSpec) -> str:
+    """Where the host's LaunchDaemons go (the root helper's DAEMONS): /Library/LaunchDaemons,
+    or the site's `launchd.plist_dir` for a `system` job (the tests' stand-in Macs)."""
+    if spec.launchd.domain == "system" and spec.launchd.plist_dir:
+        return spec.launchd.plist_dir.rstrip("/")
+    return "/Library/LaunchDaemons"
+
+
 def wired_limit_plist_path(spec: HostSpec) -> str:
-    """The boot-time daemon that sets iogpu.wired_limit_mb again (it resets at reboot)."""
-    folder = (spec.launchd.plist_dir or "/Library/LaunchDaemons").rstrip("/")
-    return f"{folder}/{WIRED_LIMIT_LABEL}.plist"
+    """The boot-time daemon that sets iogpu.wired_limit_mb again (it resets at reboot). A
+    LaunchDaemon whatever the server's domain: it must run as root, at boot."""
+    return f"{launchd_daemons_dir(spec)}/{WIRED_LIMIT_LABEL}.plist"
 
 
 def wired_limit_plist(limit_mb: int) -> bytes:

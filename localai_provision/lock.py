@@ -43,6 +43,7 @@ TOOLS = frozenset({"pip", "setuptools", "wheel"})
 COMPILE_TIMEOUT_S = 600.0
 FROM_PREFIX = "# from: "  # the lock's header line naming what was resolved
 
+_PYTHON_HEADER = re.compile(r"\(Python (\d+\.\d+)\)")
 _REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(\[[^\]]*\])?==([^\s\\;]+)")
 
 
@@ -60,6 +61,12 @@ class Lock:
     @property
     def digest(self) -> str:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()[:16]
+
+    @property
+    def python_version(self) -> str | None:
+        """The Python the lock was resolved for, from its first line: `(Python 3.11)`."""
+        match = _PYTHON_HEADER.search(self.text.split("\n", 1)[0])
+        return match.group(1) if match else None
 
 
 def platform_of(facts: Facts) -> str:

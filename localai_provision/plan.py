@@ -8,21 +8,25 @@ with tables, and apply executes its output and nothing else.
 from __future__ import annotations
 
 import hashlib
+import posixpath
 from dataclasses import dataclass
 
-from localai_provision import scripts
+from localai_provision import roothelper, scripts
 from localai_provision.facts.model import Facts, MacosFacts
 from localai_provision.layout import (
     SERVER_PACKAGE,
     SHIM_MODULE,
+    SOURCE_ONLY_PACKAGES,
     WIRED_LIMIT_LABEL,
     Layout,
     config_hash,
     expand_home,
+    launchd_daemons_dir,
     launchd_label,
     launchd_plist,
     pull_cron_block,
     pull_plist,
+    same_plist,
     server_config,
     service_kind,
     wired_limit_plist,
@@ -56,6 +60,9 @@ MACOS = "macos"
 MODEL = "model"
 SERVICE = "service"
 PULL_TIMER = "pull-timer"
+ROOT_HELPER = "root-helper"
+LAUNCHD_DOMAIN = "launchd-domain"
+MIN_MACOS = (14, 0)  # torch, onnxruntime and av publish macosx_14_0 wheels only
 STALE_PULL_INTERVALS = 3  # a pull older than this many intervals is a warning
 
 
@@ -176,6 +183,8 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
     if isinstance(lock, LockError):
         add(LOCK, FAIL, None, spec.lock, str(lock).removeprefix(f"{host}: "))
         lock = None
+
+    changes += prerequisite_changes(spec, facts, lock)
 
     # 1. The interpreter the venv is built from.
     if not facts.python.found:
@@ -336,15 +345,9 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
     definition_changed = False
     job = facts.service.launchd
     if service_kind(spec, facts) == "launchd":
-        wanted_plist = launchd_plist(
-            spec,
-            layout_for(facts),
-            server_config(spec, layout_for(facts), expand_home(spec.hf_home, facts.system.home)),
-            facts.system.user,
-            facts.system.home,
-        ).decode("utf-8")
+        wanted_plist = launchd_plist(spec, layout_for(facts), facts.system.user, facts.system.home)
         actual_plist = job.plist if job else None
-        if actual_plist != wanted_plist:
+        if not same_plist(actual_plist, wanted_plist):
             add(
                 SERVICE_DEFINITION,
                 CREATE if actual_plist is None else UPDATE,
@@ -356,7 +359,7 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
             definition_changed = True
     process = facts.service.process
     running = facts.service.running and process is not None
-    if job is not None and not job.loaded:
+    if job is not None and not job.running:
         running = False
     if not running:
         if facts.port_open:
@@ -367,14 +370,11 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
                 "apply will fail until it is stopped or `server.port` is changed"
             )
         elif job is not None and job.crashed:
-            runs = job.runs or 0
-            how = "keeps exiting" if runs > 1 else "does not stay up"
-            reason = (
-                f"the launchd job {how}: it exited with code {job.last_exit_code} after "
-                f"{runs} run(s); see the server's log"
-            )
+            reason = f"the launchd job {job.crash_summary()}; see the server's log"
         elif job is not None and not job.loaded:
             reason = f"the launchd job {job.target} is not loaded"
+        elif job is not None:
+            reason = f"the launchd job {job.target} is loaded but {job.state or 'not running'}"
         else:
             reason = "the server is not running"
         add(SERVICE, START, "stopped", "running", reason)
@@ -439,7 +439,9 @@ def pull_timer_changes(spec: HostSpec, facts: Facts) -> list[Change]:
                 "is not on the host: install cron (Debian/Ubuntu: sudo apt-get install cron)",
             )
         ]
-    if actual == wanted:
+    if actual == wanted or (
+        facts.system.os == "macos" and same_plist(actual, wanted.encode("utf-8"))
+    ):
         return []
     if actual is None:
         return [change(CREATE, None, every, f"the pull timer ({kind}) is not installed")]
@@ -526,7 +528,7 @@ def macos_changes(spec: HostSpec, facts: Facts) -> list[Change]:
                 str(limit),
                 f"iogpu.wired_limit_mb is {found.wired_limit_mb}, {limit} wanted",
             )
-        if found.boot_plist != wired_limit_plist(limit).decode("utf-8"):
+        if not same_plist(found.boot_plist, wired_limit_plist(limit)):
             add(
                 "gpu_wired_limit_at_boot",
                 None,
@@ -534,6 +536,105 @@ def macos_changes(spec: HostSpec, facts: Facts) -> list[Change]:
                 f"the limit resets at reboot: a boot daemon sets it again ({WIRED_LIMIT_LABEL})",
             )
     return changes
+
+
+def prerequisite_changes(spec: HostSpec, facts: Facts, lock: Lock | None) -> list[Change]:
+    """What blocks an apply and only the host's admin can fix, found before anything moves:
+    each a FAIL whose reason says the fix (also what `localai doctor` reports)."""
+    changes: list[Change] = []
+
+    def fail(resource: str, wanted: str | None, reason: str) -> None:
+        changes.append(Change(spec.name, resource, FAIL, None, wanted, reason))
+
+    locked = lock.python_version if lock is not None else None
+    mismatch = facts.python.found and facts.python.short_version != locked
+    if lock is not None and locked and mismatch:
+        fail(
+            PYTHON,
+            locked,
+            f"{lock.path.name} was resolved for Python {locked}, but `{spec.python}` is "
+            f"{facts.python.short_version}: install Python {locked} on the host (macOS: "
+            f"`brew install python@{locked}`) and name it in `python`",
+        )
+    if facts.system.os != "macos":
+        return changes
+    version = _version_tuple(facts.system.os_version)
+    if version is not None and version < MIN_MACOS:
+        fail(
+            f"{SYSTEM} macos",
+            "14.0",
+            f"macOS {facts.system.os_version} is too old: the server's packages publish "
+            "wheels for macOS 14 and newer; update the Mac to macOS 14 or later",
+        )
+    mac = facts.mac
+    if mac is None:
+        return changes
+    if mac.clt_checked and mac.clt_path is None:
+        fail(
+            f"{SYSTEM} xcode-clt",
+            "installed",
+            "Xcode's Command Line Tools are missing: "
+            f"{', '.join(SOURCE_ONLY_PACKAGES)} is published only as source and must be "
+            "compiled on the Mac; run `xcode-select --install` on the host (or install "
+            "them by MDM), then apply again",
+        )
+    if mac.helper_checked:
+        installer = posixpath.join(layout_for(facts).libexec, roothelper.INSTALLER_NAME)
+        setup = roothelper.setup_command(facts.system.user, spec.address, installer)
+        daemons = expand_home(launchd_daemons_dir(spec), facts.system.home)
+        problem = None
+        if mac.helper_sha256 is None:
+            problem = f"the root helper ({roothelper.HELPER_PATH}) is not installed"
+        elif mac.helper_sha256 != roothelper.helper_digest():
+            problem = "the root helper on the host is another version than this tool's"
+        elif not mac.helper_conf:
+            problem = f"the root helper is not set up for {facts.system.user}"
+        elif mac.helper_conf.get("DAEMONS") != daemons:
+            problem = (
+                f"the root helper puts LaunchDaemons in {mac.helper_conf.get('DAEMONS')}, "
+                f"the site in {daemons}"
+            )
+        if problem:
+            fail(
+                ROOT_HELPER,
+                roothelper.HELPER_PATH,
+                f"{problem}; the system domain and `macos:` settings need it. Set it up once "
+                f"(apply puts the installer on the host): {setup}",
+            )
+    if (
+        service_kind(spec, facts) == "launchd"
+        and spec.launchd.domain == "user"
+        and mac.console_uid is not None
+        and mac.console_uid != facts.system.uid
+    ):
+        fail(
+            LAUNCHD_DOMAIN,
+            f"gui/{facts.system.uid}",
+            f"`launchd: {{domain: user}}` needs {facts.system.user} logged in at the Mac's "
+            "console: gui/UID exists only then (at the login window, after a reboot, or "
+            "with someone else logged in it does not, and FileVault rules out auto-login); "
+            "a headless Mac wants `launchd: {domain: system}`",
+        )
+    limit = spec.macos.gpu_wired_limit_mb
+    if limit is not None and mac.memsize_bytes:
+        memory_mb = mac.memsize_bytes // (1024 * 1024)
+        if limit > memory_mb:
+            fail(
+                f"{MACOS} gpu_wired_limit_mb",
+                str(limit),
+                f"gpu_wired_limit_mb {limit} is more than this Mac's memory ({memory_mb} MB): "
+                "set it below the memory, leaving room for macOS (for example 75%: "
+                f"{memory_mb * 3 // 4})",
+            )
+    return changes
+
+
+def _version_tuple(text: str) -> tuple[int, int] | None:
+    parts = text.split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except ValueError:
+        return None
 
 
 def _restart_reason(

@@ -8,7 +8,7 @@ import time
 from functools import cache
 from importlib import resources
 
-from localai_provision import shell
+from localai_provision import roothelper, shell
 from localai_provision.connectors.base import Connector
 from localai_provision.errors import CommandError, HostError
 from localai_provision.facts.model import Facts
@@ -16,6 +16,8 @@ from localai_provision.facts.parse import FactsFormatError, parse_facts
 from localai_provision.layout import (
     CRON_BEGIN,
     CRON_END,
+    SERVER_PACKAGE,
+    SOURCE_ONLY_PACKAGES,
     launchd_job,
     pull_plist_path,
     wired_limit_plist_path,
@@ -34,7 +36,28 @@ def remote_script() -> str:
     return (resources.files("localai_provision.facts") / "remote.py").read_text("utf-8")
 
 
-def facts_command(spec: HostSpec) -> str:
+def needs_root(spec: HostSpec) -> bool:
+    """Does the site ask this host, if it is a Mac, for anything only root can do?"""
+    system_job = spec.service in ("auto", "launchd") and spec.launchd.domain == "system"
+    return system_job or spec.macos != MacosSettings()
+
+
+def mac_checks(spec: HostSpec, doctor: bool = False) -> dict[str, object]:
+    """What the facts script checks on a Mac beyond the usual (each only where it matters, so
+    a no-op drift pays for none of them)."""
+    checks: dict[str, object] = {"doctor": doctor}
+    if needs_root(spec) or doctor:
+        checks["helper"] = roothelper.HELPER_PATH
+        checks["conf_dir"] = roothelper.CONF_DIR
+    if spec.service in ("auto", "launchd") and spec.launchd.domain == "user":
+        checks["console"] = True
+    if SERVER_PACKAGE in spec.packages:
+        # Only while a package that must be compiled is not installed yet.
+        checks["clt_unless"] = list(SOURCE_ONLY_PACKAGES)
+    return checks
+
+
+def facts_command(spec: HostSpec, doctor: bool = False) -> str:
     """A POSIX shell command that runs the facts script with the site's Python.
 
     If that Python is missing, the venv's or the system's runs the script instead (marked
@@ -55,6 +78,7 @@ def facts_command(spec: HostSpec) -> str:
         "macos_settings": {"boot_plist": wired_limit_plist_path(spec)}
         if spec.macos != MacosSettings()
         else None,
+        "mac": mac_checks(spec, doctor),
         "pull": {
             "declared": spec.pull.declared,
             "plist_path": pull_plist_path(spec),
@@ -76,8 +100,8 @@ def facts_command(spec: HostSpec) -> str:
     )
 
 
-def gather(connector: Connector, spec: HostSpec) -> Facts:
-    command = facts_command(spec)
+def gather(connector: Connector, spec: HostSpec, doctor: bool = False) -> Facts:
+    command = facts_command(spec, doctor)
     sent = time.time()
     result = connector.run(command, timeout=GATHER_TIMEOUT_S)
     # The host read its clock somewhere between sending and answering: the middle is within

@@ -98,15 +98,51 @@ class LaunchdFacts:
     state: str | None  # "running", "not running", ...
     pid: int | None
     runs: int | None
-    last_exit_code: int | None  # None: never exited
+    last_exit_code: int | None  # None: never exited (or ended by a signal)
     plist_path: str
     plist: str | None  # the plist on disk, as text
+    last_exit_name: str | None = None  # "EX_CONFIG" in `last exit code = 78: EX_CONFIG`
+    last_signal: int | None = None  # 9 in `last terminating signal = Killed: 9`
+    last_signal_name: str | None = None  # "Killed"
+    last_exit_reason: str | None = None  # `last exit reason = ...`, when launchd gives one
+
+    @property
+    def running(self) -> bool:
+        return self.loaded and self.state == "running"
 
     @property
     def crashed(self) -> bool:
-        """The job's process exited with an error and is not running (launchd restarts a
-        KeepAlive job, no sooner than its ThrottleInterval)."""
-        return self.state != "running" and self.last_exit_code not in (None, 0)
+        """The job's process ended with an error or a signal and is not running (launchd
+        restarts a KeepAlive job, no sooner than its ThrottleInterval)."""
+        return not self.running and (
+            self.last_exit_code not in (None, 0) or self.last_signal is not None
+        )
+
+    def how_it_ended(self) -> str:
+        """The last end of the job's process in words: "exited with 78: EX_CONFIG", "was
+        killed by signal 9 (Killed: 9)"."""
+        if self.last_signal is not None:
+            name = self.last_signal_name
+            text = f"was killed by signal {self.last_signal}"
+            text += f" ({name}: {self.last_signal})" if name else ""
+            if self.last_signal == 9:
+                text += ", often the memory limit (the kernel kills on memory pressure)"
+        elif self.last_exit_code is not None:
+            name = f": {self.last_exit_name}" if self.last_exit_name else ""
+            text = f"exited with {self.last_exit_code}{name}"
+        else:
+            return "has not exited"
+        if self.last_exit_reason:
+            text += f"; launchd says: {self.last_exit_reason}"
+        return text
+
+    def crash_summary(self) -> str:
+        """ "keeps exiting with 78: EX_CONFIG after 14 runs"."""
+        runs = self.runs or 0
+        ended = self.how_it_ended()
+        if runs > 1:
+            return f"keeps ending: it {ended}, after {runs} runs"
+        return f"does not stay up: it {ended}"
 
 
 @dataclass(frozen=True)
@@ -114,6 +150,24 @@ class MacosFacts:
     pmset: dict[str, str]  # `pmset -g` settings: sleep, disksleep, autorestart, ...
     wired_limit_mb: int | None
     boot_plist: str | None = None  # the daemon that reapplies the wired limit at boot
+
+
+@dataclass(frozen=True)
+class MacFacts:
+    """What a Mac needs before an apply can work (facts/remote.py `mac_section`)."""
+
+    memsize_bytes: int | None
+    helper_sha256: str | None = None  # the installed root helper; None: not installed
+    helper_conf: dict[str, str] = field(default_factory=dict)  # its settings for this account
+    helper_checked: bool = False  # the site needed root, so the helper was looked at
+    console_uid: int | None = None  # who is logged in at the console (0: nobody)
+    clt_checked: bool = False
+    clt_path: str | None = None  # `xcode-select -p`; None: no Command Line Tools
+    clt_error: str | None = None
+    filevault: str | None = None  # `fdesetup status` (doctor only)
+    sudo_checked: bool = False
+    sudo_ok: bool = False  # `sudo -n -l HELPER` allows it (doctor only)
+    sudo_output: str | None = None
 
 
 @dataclass(frozen=True)
@@ -194,6 +248,7 @@ class Facts:
     script_ms: float
     errors: dict[str, str] = field(default_factory=dict)
     macos: MacosFacts | None = None
+    mac: MacFacts | None = None
     # The host's clock minus the controller's, measured around the facts command (seconds).
     clock_offset_s: float | None = None
     pull_report: PullReport | None = None

@@ -19,6 +19,7 @@ from localai_provision.facts.model import (
     EndpointFacts,
     Facts,
     LaunchdFacts,
+    MacFacts,
     MacosFacts,
     ModelFacts,
     ProcessFacts,
@@ -146,20 +147,89 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
+def parse_exit_code(value: str | None) -> tuple[int | None, str | None]:
+    """`last exit code = 78: EX_CONFIG` (macOS 13+ names the code), `= 1`, or
+    `= (never exited)`: the code and its name."""
+    match = re.fullmatch(r"(-?\d+)(?::\s*(.+))?", (value or "").strip())
+    if not match:
+        return None, None
+    return int(match.group(1)), (match.group(2) or None)
+
+
+def parse_signal(value: str | None) -> tuple[int | None, str | None]:
+    """`last terminating signal = Killed: 9` (the name first, then the number)."""
+    match = re.fullmatch(r"(?:(.+?):\s*)?(\d+)", (value or "").strip())
+    if not match:
+        return None, None
+    return int(match.group(2)), (match.group(1) or None)
+
+
 def parse_launchd(raw: dict[str, Any] | None) -> LaunchdFacts | None:
     if not raw:
         return None
     values = parse_launchctl_print(raw.get("print"))
     loaded = raw.get("print_status") == 0
+    code, code_name = parse_exit_code(values.get("last exit code"))
+    signal, signal_name = parse_signal(values.get("last terminating signal"))
     return LaunchdFacts(
         target=str(raw.get("target", "")),
         loaded=loaded,
         state=values.get("state") if loaded else None,
         pid=_int_or_none(values.get("pid")),
         runs=_int_or_none(values.get("runs")),
-        last_exit_code=_int_or_none(values.get("last exit code")),
+        last_exit_code=code,
         plist_path=str(raw.get("plist_path", "")),
         plist=raw.get("plist"),
+        last_exit_name=code_name,
+        last_signal=signal,
+        last_signal_name=signal_name,
+        last_exit_reason=values.get("last exit reason") or None,
+    )
+
+
+def parse_sysctl(text: str | None) -> dict[str, str]:
+    """`sysctl NAME NAME`: `name: value` lines (an unknown name goes to stderr)."""
+    values: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            values[key.strip()] = value.strip()
+    return values
+
+
+def parse_helper_conf(text: str | None) -> dict[str, str]:
+    """The root helper's settings file: `KEY='value'` lines as the installer writes them."""
+    values: dict[str, str] = {}
+    for line in (text or "").splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.isidentifier():
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1].replace("'\\''", "'")
+            values[key] = value
+    return values
+
+
+def parse_mac(raw: Any) -> MacFacts | None:
+    if not isinstance(raw, dict):
+        return None
+    sysctl = parse_sysctl(raw.get("sysctl"))
+    clt = raw.get("clt") if isinstance(raw.get("clt"), dict) else None
+    sudo = raw.get("sudo") if isinstance(raw.get("sudo"), dict) else None
+    console = raw.get("console_uid")
+    return MacFacts(
+        memsize_bytes=_int_or_none(sysctl.get("hw.memsize")),
+        helper_sha256=raw.get("helper_sha256") or None,
+        helper_conf=parse_helper_conf(raw.get("helper_conf")),
+        helper_checked="helper_sha256" in raw,
+        console_uid=int(console) if isinstance(console, str) and console.isdigit() else None,
+        clt_checked=clt is not None,
+        clt_path=(clt or {}).get("path") or None if (clt or {}).get("status") == 0 else None,
+        clt_error=(clt or {}).get("error") or None,
+        filevault=raw.get("filevault"),
+        sudo_checked=sudo is not None,
+        sudo_ok=(sudo or {}).get("status") == 0,
+        sudo_output=(sudo or {}).get("output"),
     )
 
 
@@ -495,6 +565,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         script_ms=float(doc.get("elapsed_ms", 0.0)),
         errors=errors,
         macos=macos,
+        mac=parse_mac(doc.get("mac")),
         pull_report=parse_pull_report(doc.get("pull_report")),
         pull_timer=parse_pull_timer(doc.get("pull_timer")),
     )

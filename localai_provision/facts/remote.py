@@ -183,8 +183,31 @@ def system_section():
     return info
 
 
+def without_environment(text):
+    """`launchctl print` output without the job's environment: its `environment`,
+    `default environment` and `inherited environment` blocks (and any `KEY => VALUE` line)
+    show variables, which may be secrets, to any local user. They never leave the host."""
+    kept = []
+    skip_depth = 0
+    for line in text.splitlines():
+        stripped = line.strip()
+        if skip_depth:
+            if stripped.endswith("{"):
+                skip_depth += 1
+            elif stripped == "}":
+                skip_depth -= 1
+            continue
+        if stripped.endswith("environment = {"):
+            skip_depth = 1
+            continue
+        if " => " in stripped:
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
 def launchd_section(cfg):
-    """`launchctl print DOMAIN/LABEL` and the job's plist as it is on disk."""
+    """`launchctl print DOMAIN/LABEL` (without the environment) and the job's plist."""
     job = cfg["launchd"]
     domain = "system" if job["domain"] == "system" else "gui/%d" % os.getuid()
     status, out, err = run(["launchctl", "print", "%s/%s" % (domain, job["label"])])
@@ -192,11 +215,55 @@ def launchd_section(cfg):
     return {
         "target": "%s/%s" % (domain, job["label"]),
         "print_status": status,
-        "print": out if status == 0 else None,
+        "print": without_environment(out) if status == 0 else None,
         "print_error": err.strip()[-500:] if status else None,
         "plist_path": plist_path,
         "plist": read_text(plist_path),
     }
+
+
+def sha256_of(path):
+    """sha256 of a file, or None when it cannot be read."""
+    try:  # the builtin module: hashlib would load OpenSSL's (2-3 ms)
+        from _sha256 import sha256
+    except ImportError:
+        try:
+            from _sha2 import sha256  # Python 3.12 and later
+        except ImportError:
+            from hashlib import sha256
+    try:
+        with open(path, "rb") as f:
+            return sha256(f.read(1024 * 1024)).hexdigest()
+    except OSError:
+        return None
+
+
+def mac_section(cfg, user, venv):
+    """What a Mac needs before an apply can work: memory and the wired limit (one sysctl),
+    the root helper (its digest and this account's settings), and, when asked: who owns the
+    console (domain user), the Command Line Tools (a lock that builds from source), and for
+    `localai doctor` FileVault and sudo's answer for the helper."""
+    mac = cfg.get("mac") or {}
+    status, out, err = run(["sysctl", "hw.memsize", "iogpu.wired_limit_mb"])
+    info = {"sysctl": out, "sysctl_error": err.strip()[-300:] if status else None}
+    helper = mac.get("helper")
+    if helper:
+        info["helper_sha256"] = sha256_of(helper)
+        info["helper_conf"] = read_text(os.path.join(mac["conf_dir"], user + ".conf"), 4096)
+    if mac.get("console"):
+        status, out, _ = run(["stat", "-f", "%u", "/dev/console"])
+        info["console_uid"] = out.strip() if status == 0 else None
+    installed = set(n.split("-")[0].lower() for n in (venv or {}).get("dist_infos", []))
+    if mac.get("doctor") or any(n not in installed for n in mac.get("clt_unless", [])):
+        status, out, err = run(["xcode-select", "-p"])
+        info["clt"] = {"status": status, "path": out.strip()[-300:], "error": err.strip()[-300:]}
+    if mac.get("doctor"):
+        status, out, err = run(["fdesetup", "status"])
+        info["filevault"] = (out if status == 0 else err).strip()[-300:]
+        if helper:
+            status, out, err = run(["sudo", "-n", "-l", helper])
+            info["sudo"] = {"status": status, "output": (out + err).strip()[-300:]}
+    return info
 
 
 def pull_timer_section(cfg, prefix, is_mac):
@@ -224,12 +291,16 @@ def pull_timer_section(cfg, prefix, is_mac):
     return {"kind": "cron", "available": True, "definition": "".join(lines) or None}
 
 
-def macos_settings_section(cfg):
+def macos_settings_section(cfg, mac):
     status, pm, _ = run(["pmset", "-g"])
-    wired_status, wired, _ = run(["sysctl", "-n", "iogpu.wired_limit_mb"])
+    wired = None
+    for line in (mac or {}).get("sysctl", "").splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "iogpu.wired_limit_mb":
+            wired = value.strip()
     return {
         "pmset": pm if status == 0 else None,
-        "wired_limit_mb": wired.strip() if wired_status == 0 else None,
+        "wired_limit_mb": wired,
         "boot_plist": read_text(os.path.expanduser(cfg["macos_settings"]["boot_plist"])),
     }
 
@@ -366,24 +437,29 @@ def linux_process(pid):
 
 
 def darwin_process(pid):
+    """`ps` of one process. Its environment (`ps -E`) is read on the host for our own
+    variable alone: the rest, secrets included, never leaves the host."""
     import subprocess
 
-    try:
-        out = subprocess.run(
-            ["/bin/ps", "-wwE", "-p", str(pid), "-o", "etime=,command="],
+    def ps(args):
+        return subprocess.run(
+            ["/bin/ps", "-ww", *args, "-p", str(pid)],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             timeout=5,
         ).stdout.decode("utf-8", "replace")
+
+    try:
+        line = ps(["-o", "etime=,command="]).strip()
+        with_env = ps(["-E", "-o", "command="])
     except (OSError, subprocess.SubprocessError):
         return {"pid": pid, "alive": False}
-    # Keep only our own variable of the environment ps appends: nothing secret leaves.
-    line = out.strip()
     config_hash = None
-    marker = "LOCALAI_CONFIG_HASH="
-    if marker in line:
-        config_hash = line.split(marker, 1)[1].split()[0]
-        line = line.split(marker, 1)[0]
+    marker = " LOCALAI_CONFIG_HASH="
+    if marker in with_env:
+        token = (with_env.rsplit(marker, 1)[1].split() or [""])[0]
+        if 0 < len(token) <= 64 and all(c in "0123456789abcdef" for c in token):
+            config_hash = token
     return {"pid": pid, "alive": bool(line), "ps": line, "config_hash": config_hash}
 
 
@@ -421,11 +497,19 @@ def service_section(cfg, prefix, launchd):
     pid_text = read_text(os.path.join(prefix, "run", "server.pid"))
     pid = None
     if launchd and launchd.get("print"):
-        # The job's pid is launchd's to tell (`pid = N` in the print block).
+        # The job's pid is launchd's to tell: `pid = N` in the job's own block (depth 1),
+        # not a nested one (endpoints, spawn info).
+        depth = 0
         for line in launchd["print"].splitlines():
-            key, _, value = line.strip().partition(" = ")
-            if key == "pid" and value.strip().isdigit():
-                pid = int(value.strip())
+            stripped = line.strip()
+            if stripped.endswith("{"):
+                depth += 1
+            elif stripped == "}":
+                depth -= 1
+            elif depth == 1:
+                key, _, value = stripped.partition(" = ")
+                if key == "pid" and value.strip().isdigit():
+                    pid = int(value.strip())
     elif pid_text and pid_text.strip().isdigit():
         pid = int(pid_text.strip())
     process = None
@@ -539,8 +623,10 @@ def main():
         cfg["service"] == "launchd" or (cfg["service"] == "auto" and is_mac)
     ):
         section("launchd", launchd_section, cfg)
+    if is_mac:
+        section("mac", mac_section, cfg, out.get("system", {}).get("user", ""), out.get("venv"))
     if cfg.get("macos_settings") and is_mac:
-        section("macos_settings", macos_settings_section, cfg)
+        section("macos_settings", macos_settings_section, cfg, out.get("mac"))
     section("service", service_section, cfg, prefix, out.get("launchd"))
     out["pull_report"] = read_text(os.path.join(prefix, "state", "pull-report.json"), 65536)
     if cfg.get("pull"):

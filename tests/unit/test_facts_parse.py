@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from localai_provision.facts.model import LaunchdFacts
 from localai_provision.facts.parse import (
     FactsFormatError,
     parse_dist_info_name,
@@ -297,6 +298,57 @@ def test_launchctl_print_block_as_apple_documents_it() -> None:
         {"target": "system/x", "print_status": 113, "print": None, "plist_path": "p", "plist": None}
     )
     assert gone is not None and not gone.loaded
+
+
+def launchd_from(name: str) -> LaunchdFacts:
+    from localai_provision.facts.parse import parse_launchd
+
+    text = (MACOS / name).read_text()
+    job = parse_launchd(
+        {"target": "gui/501/x", "print_status": 0, "print": text, "plist_path": "p", "plist": None}
+    )
+    assert job is not None
+    return job
+
+
+def test_a_crash_loop_in_launchctl_print_is_read_as_one() -> None:
+    """Real output (tests/fixtures/macos/SOURCES.md, a3): KeepAlive between two tries."""
+    job = launchd_from("launchctl-print-spawn-scheduled.txt")
+    assert job.loaded and not job.running and job.state == "spawn scheduled"
+    assert job.crashed and job.runs == 17169 and job.last_exit_code == 1
+    assert job.crash_summary() == "keeps ending: it exited with 1, after 17169 runs"
+
+
+def test_an_exit_code_with_its_name_is_read_with_its_name() -> None:
+    """`last exit code = 78: EX_CONFIG` (SOURCES.md a5): the name after the code."""
+    job = launchd_from("launchctl-print-ex-config.txt")
+    assert (job.last_exit_code, job.last_exit_name) == (78, "EX_CONFIG")
+    assert job.crashed and "exited with 78: EX_CONFIG, after 3325 runs" in job.crash_summary()
+
+
+def test_a_signal_is_read_and_a_nested_blocks_keys_are_not_the_jobs() -> None:
+    """`last terminating signal = Killed: 9` (SOURCES.md a5), and the `last exit code = 0` of
+    a nested block is not the job's."""
+    job = launchd_from("launchctl-print-signal.txt")
+    assert (job.last_signal, job.last_signal_name) == (9, "Killed")
+    assert job.last_exit_code is None and job.pid == 38837 and job.running
+    assert "killed by signal 9 (Killed: 9)" in job.how_it_ended()
+
+
+def test_the_facts_script_drops_the_environment_of_launchctl_print_on_the_host() -> None:
+    """`launchctl print` shows a job's environment to any local user: it never leaves."""
+    from localai_provision.facts.gather import remote_script
+
+    namespace: dict[str, object] = {"__name__": "facts"}
+    source = remote_script().rsplit("\nmain()", 1)[0]
+    exec(compile(source, "remote.py", "exec"), namespace)
+    without = namespace["without_environment"]
+    assert callable(without)
+    text = (MACOS / "launchctl-print.txt").read_text()
+    assert "HF_HOME" in text and "=>" in text
+    kept = without(text)
+    assert "=>" not in kept and "HF_HOME" not in kept and "SSH_AUTH_SOCK" not in kept
+    assert "state = running" in kept and "pid = 4821" in kept
 
 
 def test_pmset_output() -> None:

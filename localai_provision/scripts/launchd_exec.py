@@ -1,0 +1,44 @@
+# The program of the server's launchd job, run as `python -I -S -c <this> PREFIX`: it reads
+# PREFIX/server.json (mode 0600: the environment may hold secrets, which must never be in a
+# plist, since `launchctl print` shows a job's environment to any local user), sets the
+# server's environment and execs the server, so launchd tracks the server's own pid.
+# With a GPU wired limit in the configuration it first waits (up to 60 s) until the limit is
+# set: at boot the limit's own job and this one start together, and MLX reads the limit once
+# per process.
+import json
+import os
+import subprocess
+import sys
+import time
+
+prefix = sys.argv[1]
+with open(os.path.join(prefix, "server.json"), encoding="utf-8") as f:
+    config = json.load(f)
+limit = config.get("wired_limit_mb")
+if limit:
+    deadline = time.time() + 60
+    while True:
+        try:
+            out = subprocess.run(
+                ["sysctl", "-n", "iogpu.wired_limit_mb"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                timeout=5,
+            ).stdout
+            if out.strip() == str(limit).encode():
+                break
+        except (OSError, subprocess.SubprocessError):
+            pass
+        if time.time() >= deadline:
+            print("localai: iogpu.wired_limit_mb is not %s after 60 s; starting anyway" % limit)
+            break
+        time.sleep(1)
+env = {
+    "HOME": os.environ.get("HOME", os.path.expanduser("~")),
+    "PATH": os.environ.get("PATH", "/usr/bin:/bin:/usr/sbin:/sbin"),
+    "LANG": os.environ.get("LANG", "en_US.UTF-8"),
+}
+env.update({str(k): str(v) for k, v in config["env"].items()})
+env["LOCALAI_CONFIG_HASH"] = config["hash"]
+print("\n--- localai: starting the server (launchd) ---", flush=True)
+os.execve(config["argv"][0], config["argv"], env)
