@@ -6,6 +6,7 @@ Here results become a human table or `--json`, and exit codes, which are an API:
   validate  0 valid / 1 invalid
   plan, drift  0 nothing to do / 2 changes or drift / 1 error
   apply  0 converged / 1 a host failed
+  doctor  0 every host ready / 1 a host blocked or unreachable
 """
 
 from __future__ import annotations
@@ -715,6 +716,47 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
     return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
 
 
+def cmd_doctor(args: argparse.Namespace, io: Output) -> int:
+    site = load_site(args.file)
+    from localai_provision.doctor import READY, doctor_hosts
+
+    results = doctor_hosts(select_hosts(site, args.limit), forks=args.forks)
+    if args.json:
+        _details_json(io, results)
+    else:
+        for r in results:
+            if r.failed:
+                io.line(str(r.error))
+                continue
+            io.line(f"{r.name}: {r.status}")
+            for check in r.details["checks"]:
+                mark = "ok" if check["ok"] else ("BLOCKS" if check["blocking"] else "warn")
+                io.line(f"  {mark:<6} {check['name']}: {check['detail']}")
+                if check["fix"] and not check["ok"]:
+                    io.line(f"         fix: {check['fix']}")
+    ready = all(r.status == READY for r in results)
+    return EXIT_OK if ready else EXIT_ERROR
+
+
+def cmd_root_helper(args: argparse.Namespace, io: Output) -> int:
+    site = load_site(args.file)
+    from localai_provision import roothelper
+    from localai_provision.layout import launchd_daemons_dir
+
+    spec = site.hosts.get(args.host)
+    if spec is None:
+        raise UsageError(f"{args.file}: no host named {args.host!r}")
+    if spec.user is None:
+        raise UsageError(
+            f"{args.file}: host {args.host} names no `user`; the helper is per account"
+        )
+    daemons = launchd_daemons_dir(spec)
+    if not daemons.startswith("/"):
+        raise UsageError(f"{args.file}: `launchd.plist_dir` of {args.host} must be absolute here")
+    io.out.write(roothelper.installer(spec.user, daemons))
+    return EXIT_OK
+
+
 def cmd_stop(args: argparse.Namespace, io: Output) -> int:
     site = load_site(args.file)
     from localai_provision.status import stop_hosts
@@ -859,6 +901,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_forks(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser(
+        "doctor", help="what would block or degrade an apply on each host, with the fix"
+    )
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser(
+        "root-helper",
+        help="print the root helper's installer for a Mac (run it there with sudo sh)",
+    )
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--host", required=True, help="the host (its `user` is granted)")
+    p.set_defaults(func=cmd_root_helper)
 
     p = sub.add_parser("stop", help="stop the server on each host; apply starts it again")
     p.add_argument("file", metavar="FILE")

@@ -80,6 +80,10 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     def get(self, path: str) -> bytes: ...
 
+    def file_transfer_problem(self) -> str | None:
+        """Why files cannot be sent to the host (None: they can). `localai doctor` asks."""
+        return None
+
     def __enter__(self) -> Connector:
         self.open()
         return self

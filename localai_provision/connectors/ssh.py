@@ -359,6 +359,13 @@ class SSHConnector(Connector):
         assert self._client is not None
         return self._client
 
+    def file_transfer_problem(self) -> str | None:
+        try:
+            self._sftp_client()
+        except (paramiko.SSHException, OSError, EOFError) as exc:
+            return str(exc) or type(exc).__name__
+        return None
+
     def _sftp_client(self) -> paramiko.SFTPClient:
         """One SFTP session per connection, opened at its first use."""
         if self._sftp is None:
