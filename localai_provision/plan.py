@@ -601,6 +601,14 @@ def prerequisite_changes(spec: HostSpec, facts: Facts, lock: Lock | None) -> lis
                 f"{problem}; the system domain and `macos:` settings need it. Set it up once "
                 f"(apply puts the installer on the host): {setup}",
             )
+    label = launchd_label(spec)
+    if spec.launchd.domain == "system" and not label.startswith(roothelper.LABEL_PREFIX):
+        fail(
+            SERVICE_DEFINITION,
+            roothelper.LABEL_PREFIX + label,
+            f"the label {label} is not one of the tool's: the root helper loads only labels "
+            f"that start with {roothelper.LABEL_PREFIX}; rename it in `launchd.label`",
+        )
     if (
         service_kind(spec, facts) == "launchd"
         and spec.launchd.domain == "user"
