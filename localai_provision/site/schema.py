@@ -12,6 +12,9 @@ schema at once (so a pattern or an integer added later is covered without thinki
 - `integer` is an int, never a float: JSON Schema counts 11000.0 as an integer, and the server
   was started with `--port 11000.0`. `number` is finite: `.nan` passes every comparison.
 - `const` and `enum` compare types too: `version: 1.0` is not `version: 1`.
+
+One keyword is ours: `x-dedicated-folder` (on `prefix` and `hf_home`) lists the folders
+localai must never take as its own (`/`, `~`, /usr, /Users/NAME...), in the schema itself.
 """
 
 from __future__ import annotations
@@ -79,6 +82,30 @@ def _enum(validator: Validator, enums: Any, instance: Any, schema: Any) -> Itera
         yield ValidationError(f"{instance!r} is not one of {enums!r}")
 
 
+def _folder_key(path: str) -> str:
+    """How two spellings of one folder compare: `//` and a trailing `/` dropped, and letter
+    case ignored (macOS's disks ignore it: /users/Alice is /Users/alice)."""
+    parts = [p for p in path.split("/") if p]
+    if path.startswith("/"):
+        return ("/" + "/".join(parts)).lower()
+    return "/".join(parts).lower()
+
+
+def _dedicated_folder(
+    validator: Validator, rule: dict[str, Any], instance: Any, schema: Any
+) -> Iterator[Any]:
+    """`x-dedicated-folder` (ours, on `prefix` and `hf_home`): refuse the root, the home folder
+    and folders other programs share, listed in the schema itself."""
+    if not isinstance(instance, str) or not instance.strip():
+        return
+    key = _folder_key(instance)
+    parent = key.rpartition("/")[0] or ("/" if key.startswith("/") and key != "/" else None)
+    folders = {_folder_key(f) for f in rule.get("folders", ())}
+    parents = {_folder_key(f) for f in rule.get("parents", ())}
+    if key in folders or (parent is not None and parent in parents):
+        yield ValidationError(f"{instance!r} is not a dedicated folder")
+
+
 def _is_integer(checker: Any, instance: Any) -> bool:
     return isinstance(instance, int) and not isinstance(instance, bool)
 
@@ -91,7 +118,12 @@ def _is_number(checker: Any, instance: Any) -> bool:
 
 _StrictValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
     Draft202012Validator,
-    validators={"pattern": _pattern, "const": _const, "enum": _enum},
+    validators={
+        "pattern": _pattern,
+        "const": _const,
+        "enum": _enum,
+        "x-dedicated-folder": _dedicated_folder,
+    },
     type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
         {"integer": _is_integer, "number": _is_number}
     ),
@@ -228,6 +260,8 @@ def _translate(doc: Document, error: ValidationError) -> list[Problem]:
             return [doc.problem(path, _NOT_FINITE)]
         reason = schema.get("x-error") or "is not any of the kinds of value allowed here"
         return [doc.problem(path, f"{_show(value)} {reason}")]
+    if kind == "x-dedicated-folder":
+        return [doc.problem(path, f"{_show(value)} {expected['x-error']}")]
     if kind == "pattern" and schema.get("x-error"):
         return [doc.problem(path, f"{_show(value)}: {schema['x-error']}")]
     if kind == "type":

@@ -17,6 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 LAB = str(REPO / "playbooks" / "lab.yaml")
 
 
+# The server pin every site needs, appended so that the positions above it stay.
+PIN = "defaults: {packages: {mlx-omni-server: 0.5.1}}\n"
+
+
 def run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     code = main(list(argv), Output(out, err))
@@ -32,7 +36,7 @@ def test_validate_valid_file_prints_one_summary_line() -> None:
 
 def test_validate_invalid_file_lists_every_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nhosts:\n  a:\n    ssh_port: 0\n    adress: x\n")
+    bad.write_text("version: 1\nhosts:\n  a:\n    ssh_port: 0\n    adress: x\n" + PIN)
     code, _, err = run("validate", str(bad))
     assert code == 1
     lines = err.strip().splitlines()
@@ -43,7 +47,7 @@ def test_validate_invalid_file_lists_every_error(tmp_path: Path) -> None:
 
 def test_validate_json(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nhosts:\n  a:\n    ssh_port: 0\n")
+    bad.write_text("version: 1\nhosts:\n  a:\n    ssh_port: 0\n" + PIN)
     code, out, _ = run("validate", "--json", LAB, str(bad))
     assert code == 1
     data = json.loads(out)
@@ -93,7 +97,7 @@ def test_hosts_with_a_limit_matching_nothing_fails_clearly() -> None:
 
 def test_hosts_on_invalid_file_reports_like_validate(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nhosts:\n  a: {ssh_port: x}\n")
+    bad.write_text("version: 1\nhosts:\n  a: {ssh_port: x}\n" + PIN)
     code, _, err = run("hosts", str(bad))
     assert code == 1 and err.startswith(f"{bad}:3:17: error:")
 

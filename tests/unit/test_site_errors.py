@@ -258,6 +258,7 @@ def test_aliases_and_merge_keys_are_allowed() -> None:
         version: 1
         defaults: &common
           ssh_port: 2222
+          packages: {mlx-omni-server: 0.5.1}
         hosts:
           a:
             <<: *common

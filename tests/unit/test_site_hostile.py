@@ -7,6 +7,7 @@ generates) and is counted by bench/faults.py.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -277,3 +278,238 @@ def test_a_realistic_large_site_is_not_refused() -> None:
         "version: 1\ndefaults: {packages: {mlx-omni-server: 0.5.1}}\nhosts:\n" + hosts, "s.yaml"
     )
     assert len(site.hosts) == 2000
+
+
+# --- 4: prefix and hf_home are folders of their own -----------------------------------------
+
+SHARED_FOLDERS = [
+    "/",
+    "~",
+    "~/",
+    "//",
+    "/usr",
+    "/usr/local",
+    "/opt",
+    "/tmp",
+    "/var",
+    "/etc",
+    "/home",
+    "/Users",
+    "/Library",
+    "/System",
+    "/Applications",
+    "/private",
+    "/private/var",
+    "/private/tmp",
+    "/root",
+    "/var/root",
+    "/home/alice",
+    "/Users/alice",
+    "/users/ALICE",  # macOS ignores letter case
+    "/opt/homebrew",
+    "/Volumes/Data",
+    "~/Library",
+    "~/Library/Caches",
+    "~/.cache",
+    "~/.ssh",
+    "~/Documents",
+]
+
+
+@pytest.mark.parametrize("key", ["prefix", "hf_home"])
+@pytest.mark.parametrize("folder", SHARED_FOLDERS)
+def test_a_folder_that_is_not_localais_own_is_refused(key: str, folder: str) -> None:
+    text = GOOD + f"    {key}: '{folder}'\n"
+    problem = the_problem(text, "dedicated folder such as ~/.localai")
+    assert (problem.line, problem.column) == at(text, f"'{folder}'")
+
+
+@pytest.mark.parametrize(
+    "folder",
+    [
+        "~/.localai",
+        "~/.cache/huggingface",
+        "/opt/localai",
+        "/srv/localai",
+        "/Users/alice/.localai",
+        "/home/alice/localai",
+        "/tmp/ci/prefix",
+        "/Volumes/Data/localai",
+        "~/Library/Application Support/localai",
+    ],
+)
+def test_a_dedicated_folder_is_accepted(folder: str) -> None:
+    site = parse_site(GOOD + f"    prefix: '{folder}'\n    hf_home: '{folder}/hf'\n", "s.yaml")
+    assert site.hosts["mini-01"].prefix == folder
+
+
+# --- 9: nothing reaches a command as an option, no path depends on the working folder --------
+
+OPTION_PATHS = [
+    ("checkout-option", "    pull: {checkout: -P, site: s.yaml}\n", "-P", "a path on the host"),
+    ("checkout-relative", "    pull: {checkout: lab, site: s.yaml}\n", "lab", "path on the host"),
+    ("site-option", "    pull: {checkout: ~/lab, site: --help}\n", "--help", "start with '-'"),
+    ("plist-dir-option", "    launchd: {plist_dir: -rf}\n", "-rf", "a path on the host"),
+    ("plist-dir-relative", "    launchd: {plist_dir: Library}\n", "Library", "on the host"),
+    ("python-option", "    python: -c\n", "-c", "a program is"),
+    ("python-relative", "    python: venv/bin/python\n", "venv", "a program is"),
+    ("command-option", "    pull: {checkout: ~/l, site: s, command: --x}\n", "--x", "program"),
+    ("command-relative", "    pull: {checkout: ~/l, site: s, command: ./l}\n", "./l", "program"),
+    ("identity-option", "    identity_file: -i\n", "-i", "may not start with '-'"),
+    ("known-hosts-option", "    known_hosts_file: -oX\n", "-oX", "may not start with '-'"),
+    ("lock-option", "    lock: --output\n", "--output", "may not start with '-'"),
+    ("source-option", "    models: [{id: o/m, source: -x}]\n", "-x", "may not start with '-'"),
+    ("peer-address-option", "    transfer: {peer_address: -x}\n", "-x", "not starting with '-'"),
+]
+
+
+@pytest.mark.parametrize(
+    ("line", "needle", "fragment"),
+    [case[1:] for case in OPTION_PATHS],
+    ids=[case[0] for case in OPTION_PATHS],
+)
+def test_a_value_that_would_be_read_as_an_option_or_a_relative_path_is_refused(
+    line: str, needle: str, fragment: str
+) -> None:
+    text = GOOD + line
+    problem = the_problem(text, fragment)
+    assert (problem.line, problem.column) == at(text, needle), problem.render()
+
+
+def test_programs_and_paths_written_as_meant_are_accepted() -> None:
+    site = parse_site(
+        GOOD + "    python: python3\n"
+        "    identity_file: keys/id_ed25519\n"  # on the controller: from the site's folder
+        "    models: [{id: o/m, source: ./-model}]\n"
+        "    launchd: {plist_dir: ~/Library/LaunchAgents}\n"
+        "    pull: {checkout: /srv/lab, site: sites/lab.yaml, command: ~/.local/bin/localai}\n",
+        "s.yaml",
+    )
+    spec = site.hosts["mini-01"]
+    assert (spec.python, spec.pull.command, spec.launchd.plist_dir) == (
+        "python3",
+        "~/.local/bin/localai",
+        "~/Library/LaunchAgents",
+    )
+
+
+# --- 7: no control character in any value; the server is pinned -----------------------------
+
+CONTROL = [chr(c) for c in range(0x20)] + [
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\u2028",
+    "\u2029",
+    "\u202e",
+    "\u2066",
+    "\u200f",
+    "\u061c",
+]
+# Places where a value is free text, checked by no pattern: only the walk over every value
+# stands between them and a command line, a file or a terminal.
+FREE_TEXT = [
+    ("env-value", "    server: {{env: {{A: {value}}}}}\n"),
+    ("extra-arg", "    server: {{extra_args: [--x, {value}]}}\n"),
+    ("model-source", "    models: [{{id: o/m, source: {value}}}]\n"),
+    ("identity-file", "    identity_file: {value}\n"),
+    ("pull-site", "    pull: {{checkout: ~/l, site: {value}}}\n"),
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(FREE_TEXT),
+    st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=8),
+    st.sampled_from(CONTROL),
+    st.integers(0, 8),
+)
+def test_a_control_character_anywhere_in_any_value_is_refused_at_its_value(
+    place: tuple[str, str], text: str, char: str, where: int
+) -> None:
+    value = "a" + text[:where] + char + text[where:]
+    quoted = json.dumps(value)  # a YAML double-quoted string: the character as an escape
+    line = place[1].format(value=quoted)
+    site = GOOD + line
+    problem = the_problem(site, "holds the control character")
+    assert (problem.line, problem.column) == at(site, quoted), problem.render()
+    assert f"U+{ord(char):04X}" in problem.message
+    count_example("test_a_control_character_anywhere_in_any_value_is_refused_at_its_value")
+
+
+def test_a_control_character_in_a_key_is_refused_at_the_key() -> None:
+    text = GOOD + '    server: {env: {"A\\u0000": x}}\n'
+    problem = the_problem(text, "holds the control character U+0000")
+    assert (problem.line, problem.column) == at(text, '"A')
+
+
+UNPINNED = [
+    ("no-packages", "version: 1\nhosts:\n  a: {}\n  b: {}\n", "hosts:", "no host pins"),
+    (
+        "one-host-unpinned",
+        "version: 1\ngroups:\n  g: {packages: {mlx-omni-server: 0.5.1}}\n"
+        "hosts:\n  a: {groups: [g]}\n  b: {packages: {mlx-lm: 0.28.2}}\n",
+        "b:",
+        "host `b` has no `mlx-omni-server`",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "needle", "fragment"),
+    [case[1:] for case in UNPINNED],
+    ids=[case[0] for case in UNPINNED],
+)
+def test_a_site_that_does_not_pin_the_server_is_refused_saying_what_to_add(
+    text: str, needle: str, fragment: str
+) -> None:
+    problem = the_problem(text, fragment)
+    assert (problem.line, problem.column) == at(text, needle)
+    assert "add `mlx-omni-server: VERSION`" in problem.message
+
+
+def test_the_server_pin_may_come_from_defaults_a_group_or_the_host_in_any_spelling() -> None:
+    site = parse_site(
+        "version: 1\ndefaults: {packages: {MLX_Omni.Server: 0.5.1}}\ngroups:\n"
+        "  g: {packages: {'mlx-omni-server[x]': 0.5.2}}\nhosts:\n  a: {}\n  b: {groups: [g]}\n",
+        "s.yaml",
+    )
+    assert site.hosts["a"].packages == {"mlx-omni-server": "0.5.1"}
+
+
+# --- 11: two hosts on one SSH server, however the address is written ------------------------
+
+SAME_MACHINE = [
+    ("mini.lab.", "mini.lab"),
+    ("Mini.LAB", "mini.lab"),
+    ("::1", "0:0:0:0:0:0:0:1"),
+    ("::ffff:10.0.0.7", "10.0.0.7"),
+    ("127.1", "127.0.0.1"),
+    ("0x7f.0.0.1", "127.0.0.1"),
+    ("fe80::1%eth0", "FE80:0:0::1%eth0"),
+]
+
+
+@pytest.mark.parametrize(("first", "second"), SAME_MACHINE)
+def test_two_hosts_at_one_address_and_port_are_refused_however_it_is_spelt(
+    first: str, second: str
+) -> None:
+    text = (
+        "version: 1\ndefaults: {packages: {mlx-omni-server: 0.5.1}}\nhosts:\n"
+        f"  a: {{address: '{first}'}}\n  b: {{address: '{second}', ssh_port: 22}}\n"
+    )
+    problem = the_problem(text, "same address and SSH port")
+    assert (problem.line, problem.column) == at(text, f"'{second}'")
+    assert first in problem.message and second in problem.message
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("10.0.0.1", "10.0.0.2"), ("fe80::1%eth0", "fe80::1%eth1"), ("mini.lab", "mini.lab.x")],
+)
+def test_different_addresses_stay_different(first: str, second: str) -> None:
+    parse_site(
+        "version: 1\ndefaults: {packages: {mlx-omni-server: 0.5.1}}\nhosts:\n"
+        f"  a: {{address: '{first}'}}\n  b: {{address: '{second}'}}\n",
+        "s.yaml",
+    )
