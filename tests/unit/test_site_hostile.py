@@ -8,19 +8,25 @@ generates) and is counted by bench/faults.py.
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+import yaml
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localai_provision.errors import Problem, SiteError
+from localai_provision.facts.gather import facts_command
+from localai_provision.facts.parse import parse_facts
+from localai_provision.plan import plan, plan_warnings
 from localai_provision.site import parse_site
 from localai_provision.site.schema import load_schema, validator
 from localai_provision.site.yamlread import MAX_NODES
 from tests.support.reliability import count_example
+from tests.unit.test_facts_parse import linux_doc, macos_doc
 
 pytestmark = pytest.mark.hostile
 
@@ -513,3 +519,240 @@ def test_different_addresses_stay_different(first: str, second: str) -> None:
         f"  a: {{address: '{first}'}}\n  b: {{address: '{second}'}}\n",
         "s.yaml",
     )
+
+
+# --- 5: every file that validates plans, against made-up facts ------------------------------
+
+# Scalars as an attacker (or a tired operator) writes them: the wrong type, the edge of a
+# range, YAML 1.1's surprises (on, 1e3, 010), options, roots, odd digits.
+hostile_scalars = st.one_of(
+    st.integers(-(2**64), 2**64),
+    st.sampled_from([0, 1, 22, 1024, 10240, 65535, 65536, 900, 86400]),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([1.0, 0.5, 11000.0, 22.0]),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(
+        [
+            "",
+            "on",
+            "off",
+            "yes",
+            "1e3",
+            "010",
+            "0x1F",
+            "²",
+            "٣",
+            " 5",
+            "5 ",
+            "-1",
+            "-P",
+            "--help",
+            "~",
+            "~/",
+            "/",
+            "/usr",
+            "~/.localai",
+            "/opt/localai",
+            "python3",
+            "a b",
+            "x;y",
+            "$(id)",
+            "org/m",
+            "0.5.1",
+            "127.0.0.1",
+            "::1",
+            "main",
+            "/v1/models",
+            "com.x.y",
+            "~/lab",
+        ]
+    ),
+    st.text(max_size=12),
+)
+
+
+def _maybe(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """Mostly a value of the right kind, now and then anything: a file has dozens of values,
+    and one wrong one is enough for it to be refused before it reaches plan."""
+    # Not 0 or 24: hypothesis favours the ends of a range.
+    return st.integers(0, 24).flatmap(lambda n: hostile_scalars if n == 7 else valid)
+
+
+env_names = _maybe(
+    st.sampled_from(["MLX_OMNI_MODEL_CACHE_SIZE", "MLX_OMNI_MODEL_CACHE_TTL", "HF_TOKEN", "A"])
+).filter(lambda k: k is not None and not isinstance(k, float))
+numberish = st.one_of(
+    st.sampled_from(["0", "1", "3", "²", "٣", "①", " 5", "5\u00a0", "-1", "+2", "1e3", "0x10"]),
+    st.integers(-5, 5),
+    st.text("0123456789²³¹٣\u0966", min_size=1, max_size=3),  # U+0966: DEVANAGARI ZERO
+)
+env_values = st.one_of(
+    hostile_scalars.filter(lambda v: v is not None),
+    numberish,
+    st.fixed_dictionaries({"from_env": st.sampled_from(["HOME", "LOCALAI_SURELY_UNSET"])}),
+)
+ports = st.integers(1, 65535)
+host_settings = st.fixed_dictionaries(
+    {},
+    optional={
+        "connection": _maybe(st.just("local")),
+        "user": _maybe(st.sampled_from(["lab", "_svc"])),
+        "ssh_port": _maybe(ports),
+        "connect_timeout_s": _maybe(st.floats(0.1, 600)),
+        "prefix": _maybe(st.sampled_from(["~/.localai", "/opt/localai", "/tmp/x/p"])),
+        "hf_home": _maybe(st.sampled_from(["~/.cache/huggingface", "/srv/hf"])),
+        "python": _maybe(st.sampled_from(["python3", "/usr/bin/python3"])),
+        "service": _maybe(st.sampled_from(["auto", "launchd", "process"])),
+        "installer": _maybe(st.sampled_from(["auto", "uv", "pip"])),
+        "offline": _maybe(st.booleans()),
+        "server": _maybe(
+            st.fixed_dictionaries(
+                {},
+                optional={
+                    "host": _maybe(st.sampled_from(["127.0.0.1", "0.0.0.0", "::"])),
+                    "port": _maybe(ports),
+                    "log_level": _maybe(st.just("debug")),
+                    "workers": _maybe(st.integers(1, 64)),
+                    "env": st.one_of(
+                        st.dictionaries(env_names, env_values, max_size=4),
+                        # The variables whose values something parses as numbers.
+                        st.fixed_dictionaries(
+                            {},
+                            optional={
+                                "MLX_OMNI_MODEL_CACHE_SIZE": numberish,
+                                "MLX_OMNI_MODEL_CACHE_TTL": numberish,
+                            },
+                        ),
+                    ),
+                    "extra_args": st.lists(_maybe(st.sampled_from(["--api-key", "k"])), max_size=3),
+                },
+            )
+        ),
+        "packages": st.dictionaries(
+            _maybe(st.sampled_from(["mlx-lm", "MLX_LM", "mlx[cpu]"])),
+            _maybe(st.sampled_from(["0.28.2", "==0.29.3", "1.0rc1"])),
+            max_size=3,
+        ),
+        "models": st.lists(
+            _maybe(
+                st.one_of(
+                    st.sampled_from(["org/a", "org/b"]),
+                    st.fixed_dictionaries(
+                        {"id": _maybe(st.sampled_from(["org/a", "org/c"]))},
+                        optional={
+                            "revision": _maybe(st.just("main")),
+                            "prewarm": _maybe(st.booleans()),
+                        },
+                    ),
+                )
+            ),
+            max_size=3,
+        ),
+        "verify": st.fixed_dictionaries(
+            {},
+            optional={
+                "endpoints": st.lists(_maybe(st.just("/v1/models")), max_size=2),
+                "timeout_s": _maybe(st.floats(0.1, 3600)),
+            },
+        ),
+        "macos": st.fixed_dictionaries(
+            {},
+            optional={
+                "gpu_wired_limit_mb": _maybe(st.integers(0, 1048576)),
+                "never_sleep": _maybe(st.booleans()),
+            },
+        ),
+        "launchd": st.fixed_dictionaries(
+            {},
+            optional={
+                "domain": _maybe(st.sampled_from(["system", "user"])),
+                "label": _maybe(st.just("com.example.server")),
+                "plist_dir": _maybe(st.just("~/Library/LaunchAgents")),
+            },
+        ),
+        "pull": st.fixed_dictionaries(
+            {"checkout": _maybe(st.just("~/lab")), "site": _maybe(st.just("lab.yaml"))},
+            optional={
+                "interval_s": _maybe(st.integers(60, 86400)),
+                "command": _maybe(st.just("localai")),
+                "enabled": _maybe(st.booleans()),
+            },
+        ),
+        "transfer": st.fixed_dictionaries(
+            {},
+            optional={
+                "peers": _maybe(st.booleans()),
+                "peer_ports": _maybe(st.lists(st.integers(1024, 65535), min_size=2, max_size=2)),
+            },
+        ),
+        "linux": st.fixed_dictionaries({}, optional={"torch": _maybe(st.just("2.13.0+cpu"))}),
+    },
+)
+
+
+@st.composite
+def hostile_sites(draw: st.DrawFn) -> str:
+    defaults = dict(draw(host_settings))
+    packages = defaults.get("packages")
+    if isinstance(packages, dict) and draw(st.booleans()):
+        packages["mlx-omni-server"] = draw(_maybe(st.just("0.5.1")))
+    elif not isinstance(packages, dict):
+        defaults["packages"] = {"mlx-omni-server": "0.5.1"}
+    hosts = {}
+    for i in range(draw(st.integers(1, 3))):
+        host = dict(draw(host_settings))
+        host["address"] = draw(_maybe(st.just(f"10.0.0.{i + 1}")))
+        hosts[draw(_maybe(st.just(f"mini-{i:02d}")))] = host
+    data = {"version": draw(_maybe(st.just(1))), "defaults": defaults, "hosts": hosts}
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_sites())
+def test_every_file_that_validates_plans_without_an_internal_error(text: str) -> None:
+    # plan is pure: the facts are the recorded Linux and macOS hosts. A file either is
+    # refused with positions inside it, or every host plans (what plan, drift and
+    # `apply --dry-run` do after gathering) and renders.
+    count_example("test_every_file_that_validates_plans_without_an_internal_error")
+    try:
+        site = parse_site(text, "prop.yaml")
+    except SiteError as exc:
+        assert exc.problems
+        assert all(_within(text, p) for p in exc.problems), [p.render() for p in exc.problems]
+        return
+    _plans(text)
+    for spec in site.hosts.values():
+        facts_command(spec)
+        json.dumps(spec.to_dict())
+
+
+def _plans(text: str) -> None:
+    site = parse_site(text, "prop.yaml")
+    for spec in site.hosts.values():
+        for doc in (linux_doc(), macos_doc()):
+            facts = parse_facts(spec.name, json.dumps(doc), spec.models)
+            plan(spec, facts)
+            plan_warnings(spec, facts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["MLX_OMNI_MODEL_CACHE_SIZE", "MLX_OMNI_MODEL_CACHE_TTL"]),
+    st.one_of(numberish, hostile_scalars),
+    st.lists(st.sampled_from(["org/a", "org/b", "org/c"]), unique=True, max_size=3),
+)
+def test_an_env_value_something_reads_as_a_number_never_breaks_plan(
+    name: str, value: Any, models: list[str]
+) -> None:
+    # `MLX_OMNI_MODEL_CACHE_SIZE: "²"` validated (a string), then plan's warning did
+    # int("²") because "²".isdigit(): drift and `apply --dry-run` ended in "internal error".
+    count_example("test_an_env_value_something_reads_as_a_number_never_breaks_plan")
+    settings_text = yaml.safe_dump(
+        {"models": models, "server": {"env": {name: value}}}, allow_unicode=True
+    )
+    text = GOOD + textwrap.indent(settings_text, "    ")
+    try:
+        _plans(text)
+    except SiteError as exc:
+        assert all(_within(text, p) for p in exc.problems)
