@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from localai_provision.errors import Problem, SiteError
+from localai_provision.errors import Problem, SiteError, UnreadableFile
+from localai_provision.files import read_small_regular_file
 from localai_provision.site.model import (
     DEFAULT_ENDPOINTS,
     HUB_PREFIX,
@@ -35,21 +36,17 @@ from localai_provision.site.model import (
     package_base_name,
 )
 from localai_provision.site.schema import problems_from_schema
-from localai_provision.site.yamlread import Document, read_yaml
+from localai_provision.site.yamlread import MAX_FILE_BYTES, Document, read_yaml
 from localai_provision.tinymodel import BUILTIN_MODELS, BUILTIN_PREFIX
 
 
 def read_site_text(path: Path) -> str:
+    # Kind and size first: /dev/zero, a FIFO or a file of gigabytes is refused before a byte
+    # of it is read (reading /dev/zero whole ended in MemoryError).
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SiteError([Problem(str(path), 1, 1, "no such file; check the path")]) from None
-    except IsADirectoryError:
-        raise SiteError([Problem(str(path), 1, 1, "is a folder, not a site file")]) from None
-    except OSError as exc:
-        raise SiteError(
-            [Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}")]
-        ) from None
+        raw = read_small_regular_file(path, MAX_FILE_BYTES, "site file")
+    except UnreadableFile as exc:
+        raise SiteError([Problem(str(path), 1, 1, f"{exc.reason}; {exc.hint}")]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:

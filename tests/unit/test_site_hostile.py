@@ -7,10 +7,13 @@ generates) and is counted by bench/faults.py.
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,11 +21,20 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from localai_provision.errors import Problem, SiteError
+from localai_provision.cli import Output, main
+from localai_provision.connectors.ssh import SSHConnector
+from localai_provision.errors import (
+    AuthenticationError,
+    HostKeyError,
+    Problem,
+    SiteError,
+    UnreadableFile,
+)
 from localai_provision.facts.gather import facts_command
 from localai_provision.facts.parse import parse_facts
+from localai_provision.files import read_small_regular_file
 from localai_provision.plan import plan, plan_warnings
-from localai_provision.site import parse_site
+from localai_provision.site import HostSpec, parse_site
 from localai_provision.site.schema import load_schema, validator
 from localai_provision.site.yamlread import MAX_NODES
 from tests.support.reliability import count_example
@@ -756,3 +768,62 @@ def test_an_env_value_something_reads_as_a_number_never_breaks_plan(
         _plans(text)
     except SiteError as exc:
         assert all(_within(text, p) for p in exc.problems)
+
+
+# --- 8: files are checked for kind and size before they are read ----------------------------
+
+
+def _special(tmp_path: Path, kind: str) -> Path:
+    if kind == "dev-zero":
+        return Path("/dev/zero")
+    if kind == "fifo":
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)  # opening it to read would wait for a writer forever
+        return fifo
+    if kind == "folder":
+        return tmp_path
+    big = tmp_path / "big"
+    with big.open("wb") as f:
+        f.truncate(9 * 2**20)  # sparse: 9 MiB of size, nothing written
+    return big
+
+
+SPECIAL = ["dev-zero", "fifo", "folder", "too-big"]
+SAYS = {"dev-zero": "a device", "fifo": "a pipe", "folder": "a folder", "too-big": "larger"}
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_a_site_file_that_is_not_a_small_regular_file_is_refused_before_reading(
+    tmp_path: Path, kind: str
+) -> None:
+    path = _special(tmp_path, kind)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["validate", str(path)], Output(out, err)) == 1
+    first = err.getvalue().splitlines()[0]
+    assert first.startswith(f"{path}:1:1: error: ") and SAYS[kind] in first, first
+
+
+@pytest.mark.parametrize("kind", SPECIAL)
+def test_an_identity_or_known_hosts_file_that_is_not_a_small_regular_file_is_refused(
+    tmp_path: Path, kind: str
+) -> None:
+    path = _special(tmp_path, kind)
+    if kind == "too-big":  # larger than a key, and than a known_hosts file can be
+        with path.open("r+b") as f:
+            f.truncate(65 * 2**20)
+    key = HostSpec(name="mini-01", address="127.0.0.1", identity_file=str(path))
+    with pytest.raises(AuthenticationError) as caught:
+        SSHConnector(key).open()
+    assert "identity_file" in caught.value.message and SAYS[kind] in caught.value.message
+    known = HostSpec(name="mini-01", address="127.0.0.1", known_hosts_file=str(path))
+    with pytest.raises(HostKeyError) as refused:
+        SSHConnector(known).open()
+    assert "known_hosts_file" in refused.value.message and SAYS[kind] in refused.value.message
+
+
+def test_a_small_regular_file_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "f"
+    path.write_bytes(b"x" * 100)
+    assert read_small_regular_file(path, 100, "site file") == b"x" * 100
+    with pytest.raises(UnreadableFile, match="larger than"):
+        read_small_regular_file(path, 99, "site file")
