@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -170,3 +172,34 @@ def test_no_structure_whatever_gives_a_traceback(tmp_path: Path, data: object) -
     code, _, err = run("validate", str(site))
     assert code in (0, 1)
     assert "internal error" not in err, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],  # no command
+        ["validate"],  # a missing argument
+        ["drift", "site.yaml", "--limt", "x"],  # a mistyped option
+        ["apply", "site.yaml", "--forks", "many"],  # a value of the wrong kind
+        ["frobnicate"],  # no such command
+    ],
+)
+def test_a_usage_error_exits_64_not_2_which_means_changes(argv: list[str]) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(argv, Output(io.StringIO(), err))
+        except SystemExit as exc:
+            code = exc.code  # type: ignore[assignment]
+    assert code == 64, err.getvalue()
+    assert "usage: localai" in err.getvalue()
+
+
+def test_the_command_exits_64_on_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "localai_provision", "plan", "x.yaml", "--bogus"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 64 and "unrecognized arguments: --bogus" in done.stderr
