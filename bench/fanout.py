@@ -53,6 +53,7 @@ def site_file(fleet: SSHFleet, known_hosts: Path, peers: bool, path: Path) -> Pa
             "known_hosts_file": str(known_hosts),
             "host_key_checking": "strict",
             "transfer": {"peers": peers},
+            "packages": {"mlx-omni-server": "0.5.1"},  # every site pins the server
         },
         "hosts": hosts,
     }

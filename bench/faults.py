@@ -34,6 +34,7 @@ TARGETS = [
     "tests/faults",
     "tests/ssh/test_fanout.py",  # its fault tests: a holder killed mid-copy, bad bytes, no peer
     "tests/unit/test_site_errors.py",
+    "tests/unit/test_site_hostile.py",
     "tests/unit/test_shell_quoting.py",
     "tests/unit/test_hostile_paths.py",
 ]

@@ -7,6 +7,7 @@ Here results become a human table or `--json`, and exit codes, which are an API:
   plan, drift  0 nothing to do / 2 changes or drift / 1 error
   apply  0 converged / 1 a host failed
   doctor  0 every host ready / 1 a host blocked or unreachable
+  any command  64 a usage error (an unknown option, a missing argument: EX_USAGE)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import time
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import yaml
 
@@ -46,6 +47,18 @@ from localai_provision.site.model import HostSpec
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CHANGES = 2
+# argparse exits 2 on a mistyped command line, the code plan and drift use for "changes": a
+# script running `localai drift --limt x` would have read drift. EX_USAGE (sysexits.h).
+EXIT_USAGE = 64
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its usage errors exiting EXIT_USAGE (subcommands' parsers too: they
+    are made of the parent's class)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
 class Output:
@@ -807,7 +820,7 @@ Command = Callable[[argparse.Namespace, Output], int]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="localai",
         description="Declarative provisioning of MLX Omni Server across a fleet of Macs.",
     )
@@ -966,7 +979,7 @@ def main(argv: Sequence[str] | None = None, io: Output | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help(io.err)
-        return EXIT_ERROR
+        return EXIT_USAGE
     func: Command = args.func
     try:
         return _run_command(func, args, io)

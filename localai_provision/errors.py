@@ -8,6 +8,7 @@ what went wrong and what to do, never a traceback.
     LocalAIError
     +-- SiteError            the site file is wrong: a list of Problems, each with file:line:col
     +-- UsageError           a command-line mistake (bad --limit pattern, missing file)
+    +-- UnreadableFile       a file named by the user is missing, not a file, or too large
     +-- HostError            something failed on one host: host, step, command, output tail
         +-- ConnectError     the host could not be reached or logged into
         |   +-- AuthenticationError, HostKeyError, ConnectTimeout, ConnectionRefused,
@@ -62,6 +63,20 @@ class SiteError(LocalAIError):
 
 class UsageError(LocalAIError):
     """The command line asks for something impossible; the message says what to type instead."""
+
+
+class UnreadableFile(LocalAIError):
+    """A file on this machine named by the user (the site file, identity_file,
+    known_hosts_file) cannot be used: missing, not a regular file, or larger than such a
+    file can be. Callers turn it into their own error (a SiteError with a position, a
+    ConnectError for one host)."""
+
+    def __init__(self, path: str, what: str, reason: str, hint: str) -> None:
+        self.path = path
+        self.what = what
+        self.reason = reason
+        self.hint = hint
+        super().__init__(f"{what} {path} {reason}; {hint}")
 
 
 @dataclass(eq=False)

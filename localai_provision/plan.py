@@ -733,7 +733,9 @@ def plan_warnings(spec: HostSpec, facts: Facts) -> list[str]:
     prewarmed = [m.id for m in spec.models if m.prewarm]
     env = spec.server.env
     size, ttl = env.get("MLX_OMNI_MODEL_CACHE_SIZE"), env.get("MLX_OMNI_MODEL_CACHE_TTL")
-    if size is not None and size.isdigit() and len(prewarmed) > int(size):
+    # isdigit() is true of "²" and "٣" too; only ASCII digits are the plain number the
+    # server's int() reads as meant (and "²" would make int() raise here).
+    if size is not None and size.isascii() and size.isdigit() and len(prewarmed) > int(size):
         warnings.append(
             f"{len(prewarmed)} models are prewarmed but the server keeps {size} loaded "
             "(MLX_OMNI_MODEL_CACHE_SIZE): the first ones will be unloaded again"

@@ -45,6 +45,12 @@ from localai_provision.errors import (
     ConnectTimeout,
     HostKeyError,
     NameNotResolved,
+    UnreadableFile,
+)
+from localai_provision.files import (
+    MAX_KEY_BYTES,
+    MAX_KNOWN_HOSTS_BYTES,
+    check_small_regular_file,
 )
 from localai_provision.site.model import HostSpec
 
@@ -183,6 +189,13 @@ class SSHConnector(Connector):
                 hint="fix `identity_file` in the site file, or create the key with "
                 f"ssh-keygen -t ed25519 -f {host.identity_file}",
             )
+        if host.identity_file:
+            try:  # not /dev/zero, a FIFO or a huge file: paramiko would read it whole
+                check_small_regular_file(host.identity_file, MAX_KEY_BYTES, "identity_file")
+            except UnreadableFile as exc:
+                raise AuthenticationError(
+                    host=host.name, step="connect", message=str(exc), hint=exc.hint
+                ) from None
         connect_kwargs: dict[str, Any] = {
             "timeout": host.connect_timeout_s,
             "banner_timeout": host.connect_timeout_s,
@@ -206,10 +219,11 @@ class SSHConnector(Connector):
         else:
             if path.exists():
                 try:
+                    check_small_regular_file(path, MAX_KNOWN_HOSTS_BYTES, "known_hosts_file")
                     entry = _host_entry_name(host.address, host.ssh_port)
                     for keytype, key in _known_keys(path, entry):
                         client.get_host_keys().add(entry, keytype, key)
-                except (OSError, paramiko.SSHException) as exc:
+                except (OSError, paramiko.SSHException, UnreadableFile) as exc:
                     raise HostKeyError(
                         host=host.name,
                         step="connect",

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import json
 import os
 import re
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from localai_provision.errors import Problem, SiteError
+from localai_provision.errors import Problem, SiteError, UnreadableFile
+from localai_provision.files import read_small_regular_file
 from localai_provision.site.model import (
     DEFAULT_ENDPOINTS,
     HUB_PREFIX,
@@ -30,23 +33,20 @@ from localai_provision.site.model import (
     TransferSettings,
     VerifySettings,
     canonical_package_name,
+    package_base_name,
 )
 from localai_provision.site.schema import problems_from_schema
-from localai_provision.site.yamlread import Document, read_yaml
+from localai_provision.site.yamlread import MAX_FILE_BYTES, Document, read_yaml
 from localai_provision.tinymodel import BUILTIN_MODELS, BUILTIN_PREFIX
 
 
 def read_site_text(path: Path) -> str:
+    # Kind and size first: /dev/zero, a FIFO or a file of gigabytes is refused before a byte
+    # of it is read (reading /dev/zero whole ended in MemoryError).
     try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise SiteError([Problem(str(path), 1, 1, "no such file; check the path")]) from None
-    except IsADirectoryError:
-        raise SiteError([Problem(str(path), 1, 1, "is a folder, not a site file")]) from None
-    except OSError as exc:
-        raise SiteError(
-            [Problem(str(path), 1, 1, f"cannot read the file: {exc.strerror or exc}")]
-        ) from None
+        raw = read_small_regular_file(path, MAX_FILE_BYTES, "site file")
+    except UnreadableFile as exc:
+        raise SiteError([Problem(str(path), 1, 1, f"{exc.reason}; {exc.hint}")]) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -86,6 +86,7 @@ def parse_site(text: str, file: str, base_dir: Path | None = None) -> Site:
     # Repeated keys and refused tags do not stop the schema check: the user gets every
     # mistake at once. A refused value (read as null) would fail the schema at the same spot,
     # so the schema's word on a spot already reported is dropped.
+    reading_problems += _control_characters(doc, doc.data, ())
     reported = {(p.line, p.column) for p in reading_problems}
     problems = reading_problems + [
         p for p in problems_from_schema(doc) if (p.line, p.column) not in reported
@@ -96,8 +97,50 @@ def parse_site(text: str, file: str, base_dir: Path | None = None) -> Site:
     return _resolve(doc, base_dir or Path.cwd())
 
 
+# Characters no value of a site file may hold, keys included: C0 controls (NUL, newline, tab,
+# ESC...), DEL, C1 controls, Unicode's line and paragraph separators, and the invisible marks
+# that reorder text on screen. A value is one line of text that reaches a command, a file or a
+# terminal: a newline there ends a line early, a NUL cuts it (or stops apply with a traceback),
+# ESC acts on the terminal, U+202E shows it backwards. No value legitimately needs one; a
+# multi-line setting does not exist in the format.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+
+
+def _control_characters(doc: Document, value: Any, path: tuple[str | int, ...]) -> list[Problem]:
+    problems: list[Problem] = []
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found:
+            problems.append(doc.problem(path, _control_message(value, found.start())))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            problems += _control_characters(doc, item, (*path, i))
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            found = _CONTROL.search(key) if isinstance(key, str) else None
+            if found:
+                problems.append(
+                    doc.problem((*path, key), _control_message(key, found.start()), key=True)
+                )
+            problems += _control_characters(doc, item, (*path, str(key)))
+    return problems
+
+
+def _control_message(text: str, index: int) -> str:
+    code = ord(text[index])
+    return (
+        f"{json.dumps(text[:40])} holds the control character U+{code:04X} "
+        f"(character {index + 1}); a value is one line of printable text: remove it"
+    )
+
+
 def _cross_checks(doc: Document) -> list[Problem]:
     """What JSON Schema cannot say: references between parts of the file."""
+    # layout imports the site model, which imports this package: import it when used.
+    from localai_provision.layout import SERVER_PACKAGE
+
     # These run even when the schema failed, so they must tolerate any shape: whatever is
     # not the expected type was already reported by the schema and is skipped here.
     data: dict[str, Any] = doc.data
@@ -108,6 +151,7 @@ def _cross_checks(doc: Document) -> list[Problem]:
     if not isinstance(hosts, dict):
         return problems
     seen_endpoints: dict[tuple[str, int], str] = {}
+    unpinned: list[str] = []
     for section in ("defaults",):
         if isinstance(data.get(section), dict):
             problems += _check_builtin_sources(doc, (section,), data[section])
@@ -155,24 +199,84 @@ def _cross_checks(doc: Document) -> list[Problem]:
                         key=True,
                     )
                 )
+        packages = merged.get("packages", {})
+        if isinstance(packages, dict) and not any(
+            isinstance(k, str) and package_base_name(k) == SERVER_PACKAGE for k in packages
+        ):
+            unpinned.append(name)
         port = merged.get("ssh_port", 22)
         if merged.get("connection", "ssh") != "ssh" or not isinstance(port, int):
             continue
-        endpoint = (address.lower(), port)
+        endpoint = (_machine_address(address), port)
         if endpoint in seen_endpoints:
             path = ("hosts", name, "address") if "address" in host else ("hosts", name)
+            first = seen_endpoints[endpoint]
             problems.append(
                 doc.problem(
                     path,
                     f"host `{name}` has the same address and SSH port "
-                    f"({endpoint[0]}:{endpoint[1]}) "
-                    f"as `{seen_endpoints[endpoint]}`; each host must be a different machine",
+                    f"({_endpoint_text(address, port)}) as `{first}` "
+                    f"({_endpoint_text(data['hosts'][first].get('address', first), port)}); "
+                    "each host must be a different machine",
                     key="address" not in host,
                 )
             )
         else:
             seen_endpoints[endpoint] = name
+    problems += _unpinned_server(doc, unpinned, len(hosts))
     return problems
+
+
+def _unpinned_server(doc: Document, unpinned: list[str], host_count: int) -> list[Problem]:
+    """Every host needs the server's exact version: without it there is nothing to install
+    (plan passed, and apply stopped with a traceback)."""
+    from localai_provision.layout import SERVER_PACKAGE
+
+    pin = f"add `{SERVER_PACKAGE}: VERSION` (such as 0.5.1) under `packages:`"
+    if unpinned and len(unpinned) == host_count:
+        return [
+            doc.problem(
+                ("hosts",),
+                f"no host pins `{SERVER_PACKAGE}`, the server to install; {pin} "
+                "in `defaults:` (for every host)",
+                key=True,
+            )
+        ]
+    return [
+        doc.problem(
+            ("hosts", name),
+            f"host `{name}` has no `{SERVER_PACKAGE}` in `packages` (after merging defaults "
+            f"and groups); {pin} of the host, one of its groups, or `defaults:`",
+            key=True,
+        )
+        for name in unpinned
+    ]
+
+
+def _endpoint_text(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _machine_address(address: str) -> str:
+    """One spelling of an address, so that two hosts on one SSH server are found however the
+    address is written: letter case and a final dot (`Mini.lab.` is `mini.lab`), IPv6 in any
+    form (`0:0:0:0:0:0:0:1` is `::1`), an IPv4 address mapped into IPv6, and the IPv4 forms
+    ssh accepts (`127.1`, `0x7f.0.0.1`). Names are not resolved: two names of one machine are
+    not found."""
+    text = address.lower().rstrip(".")
+    host, percent, zone = text.partition("%")
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if re.fullmatch(r"[0-9][0-9a-fx.]*", host):
+            try:
+                ip = ipaddress.IPv4Address(socket.inet_aton(host))
+            except OSError:
+                ip = None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (str(ip) if ip is not None else host) + percent + zone
 
 
 _MODEL_ID = re.compile(

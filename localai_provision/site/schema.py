@@ -2,12 +2,28 @@
 
 jsonschema finds every error; this module decides where each one points (the key for an
 unknown or misspelt key, the value for a wrong value) and says it the way a person would.
+
+Three keywords are checked more strictly than JSON Schema's defaults, for every key of the
+schema at once (so a pattern or an integer added later is covered without thinking of it):
+
+- `pattern` must match the whole string. jsonschema uses `re.search`, and Python's `$` also
+  matches before a final newline: `prefix: "~\n"` passed `^(~|...)$` and the venv was written
+  into the controller's working folder.
+- `integer` is an int, never a float: JSON Schema counts 11000.0 as an integer, and the server
+  was started with `--port 11000.0`. `number` is finite: `.nan` passes every comparison.
+- `const` and `enum` compare types too: `version: 1.0` is not `version: 1`.
+
+One keyword is ours: `x-dedicated-folder` (on `prefix` and `hf_home`) lists the folders
+localai must never take as its own (`/`, `~`, /usr, /Users/NAME...), in the schema itself.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import math
+import re
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 from pathlib import Path as FsPath
@@ -16,6 +32,7 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from jsonschema.protocols import Validator
 
 from localai_provision.errors import Problem
 from localai_provision.site.yamlread import Document, Path
@@ -40,8 +57,82 @@ def load_schema() -> dict[str, Any]:
 
 
 @cache
-def validator() -> Draft202012Validator:
-    return Draft202012Validator(load_schema())
+def _compiled(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+def _pattern(validator: Validator, pattern: str, instance: Any, schema: Any) -> Iterator[Any]:
+    if isinstance(instance, str) and not _compiled(pattern).fullmatch(instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same type: the schema's consts and enums are strings and ints, and
+    YAML's 1.0 or true must not stand for them."""
+    return type(a) is type(b) and bool(a == b)
+
+
+def _const(validator: Validator, const: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if not _same(instance, const):
+        yield ValidationError(f"{const!r} was expected")
+
+
+def _enum(validator: Validator, enums: Any, instance: Any, schema: Any) -> Iterator[Any]:
+    if not any(_same(instance, each) for each in enums):
+        yield ValidationError(f"{instance!r} is not one of {enums!r}")
+
+
+def _folder_key(path: str) -> str:
+    """How two spellings of one folder compare: `//` and a trailing `/` dropped, and letter
+    case ignored (macOS's disks ignore it: /users/Alice is /Users/alice)."""
+    parts = [p for p in path.split("/") if p]
+    if path.startswith("/"):
+        return ("/" + "/".join(parts)).lower()
+    return "/".join(parts).lower()
+
+
+def _dedicated_folder(
+    validator: Validator, rule: dict[str, Any], instance: Any, schema: Any
+) -> Iterator[Any]:
+    """`x-dedicated-folder` (ours, on `prefix` and `hf_home`): refuse the root, the home folder
+    and folders other programs share, listed in the schema itself."""
+    if not isinstance(instance, str) or not instance.strip():
+        return
+    key = _folder_key(instance)
+    parent = key.rpartition("/")[0] or ("/" if key.startswith("/") and key != "/" else None)
+    folders = {_folder_key(f) for f in rule.get("folders", ())}
+    parents = {_folder_key(f) for f in rule.get("parents", ())}
+    if key in folders or (parent is not None and parent in parents):
+        yield ValidationError(f"{instance!r} is not a dedicated folder")
+
+
+def _is_integer(checker: Any, instance: Any) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+def _is_number(checker: Any, instance: Any) -> bool:
+    if isinstance(instance, bool):
+        return False
+    return isinstance(instance, int) or (isinstance(instance, float) and math.isfinite(instance))
+
+
+_StrictValidator = jsonschema.validators.extend(  # type: ignore[no-untyped-call]
+    Draft202012Validator,
+    validators={
+        "pattern": _pattern,
+        "const": _const,
+        "enum": _enum,
+        "x-dedicated-folder": _dedicated_folder,
+    },
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine_many(
+        {"integer": _is_integer, "number": _is_number}
+    ),
+)
+
+
+@cache
+def validator() -> Validator:
+    return _StrictValidator(load_schema())  # type: ignore[no-any-return]
 
 
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
@@ -92,6 +183,16 @@ _TYPE_WORDS = {
 def _show(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+_NOT_FINITE = (
+    "`.nan` and `.inf` are not numbers a setting can use; write a plain number "
+    "(or put the value in quotes if you mean the text)"
+)
+
+
+def _not_finite(value: Any) -> bool:
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 def problems_from_schema(doc: Document) -> list[Problem]:
@@ -155,20 +256,24 @@ def _translate(doc: Document, error: ValidationError) -> list[Problem]:
         for subs in branches.values():
             if not any(s.validator == "type" and not s.relative_path for s in subs):
                 return [p for s in subs for p in _translate(doc, s)]
-        return [
-            doc.problem(
-                path,
-                f"{_show(value)} is neither a model id nor a model mapping "
-                "(`id`, `revision`, `prewarm`, `source`)",
-            )
-        ]
+        if _not_finite(value):
+            return [doc.problem(path, _NOT_FINITE)]
+        reason = schema.get("x-error") or "is not any of the kinds of value allowed here"
+        return [doc.problem(path, f"{_show(value)} {reason}")]
+    if kind == "x-dedicated-folder":
+        return [doc.problem(path, f"{_show(value)} {expected['x-error']}")]
     if kind == "pattern" and schema.get("x-error"):
         return [doc.problem(path, f"{_show(value)}: {schema['x-error']}")]
     if kind == "type":
         wanted_list: list[str] = expected if isinstance(expected, list) else [expected]
+        if _not_finite(value) and "number" in wanted_list:
+            return [doc.problem(path, _NOT_FINITE)]
         words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted_list)
         got = "null" if value is None else f"{_json_type(value)} {_show(value)}"
-        return [doc.problem(path, f"expected {words}, got {got}")]
+        advice = ""
+        if isinstance(value, float) and "integer" in wanted_list:
+            advice = "; write a whole number without a decimal point"
+        return [doc.problem(path, f"expected {words}, got {got}{advice}")]
     if kind == "enum" and isinstance(value, bool) and ("off" in expected or "on" in expected):
         word = "off" if not value else "on"
         return [

@@ -9,7 +9,9 @@ repeated keys, unknown tags, and alias bombs.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +43,8 @@ _STANDARD_TAGS = {
     "tag:yaml.org,2002:seq",
     "tag:yaml.org,2002:merge",
 }
+
+_COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:merge"}
 
 
 @dataclass(frozen=True)
@@ -107,6 +111,10 @@ def _expanded_size(node: Node, memo: dict[int, int]) -> int:
     return size
 
 
+class _Refused(Exception):
+    """A scalar that cannot be read; the problem is already recorded."""
+
+
 class _Builder:
     def __init__(self, file: str) -> None:
         self.doc = Document(file=file, data=None)
@@ -133,18 +141,36 @@ class _Builder:
             self._problem(node, path, f"YAML tag {node.tag!r} is not allowed; use plain values")
             return None
         if isinstance(node, ScalarNode):
-            return self._scalar(node)
+            try:
+                return self._scalar(node, path)
+            except _Refused:
+                return None
         if isinstance(node, SequenceNode):
             return [self.build(item, (*path, i), depth + 1) for i, item in enumerate(node.value)]
         if isinstance(node, MappingNode):
             return self._mapping(node, path, depth)
         return None  # pragma: no cover - PyYAML has no other node kinds
 
-    def _scalar(self, node: ScalarNode) -> Any:
+    def _scalar(self, node: ScalarNode, path: Path) -> Any:
         if node.tag == "tag:yaml.org,2002:timestamp":
             # A date in a site file is a string to us (for example a revision name).
             return str(node.value)
-        value = self._scalars.construct_object(node)
+        try:
+            if node.tag in _COLLECTION_TAGS:
+                # PyYAML would build an empty one and never look at the text.
+                raise ValueError(node.tag)
+            value = self._scalars.construct_object(node)
+        except (yaml.YAMLError, ValueError, KeyError, TypeError, OverflowError):
+            # A standard tag on a value it cannot take (`!!int abc`, `!!bool maybe`, `!!map x`),
+            # or an integer of thousands of digits.
+            kind = node.tag.rsplit(":", 1)[-1]
+            self._problem(
+                node,
+                path,
+                f"{_show_text(node.value)} cannot be read as {kind}; "
+                "write a plain value, without a `!!` tag",
+            )
+            raise _Refused from None
         if isinstance(value, (datetime.date, bytes)):
             return str(node.value)
         return value
@@ -161,14 +187,37 @@ class _Builder:
                 self._problem(key_node, path, "a key must be a plain value, not a list or mapping")
                 continue
             self.visited += 1
-            key = self._scalar(key_node)
-            if not isinstance(key, (str, int, float, bool)) or key is None:
-                key = str(key_node.value)
-            key_path = (*path, str(key))
+            written = str(key_node.value)
+            if key_node.tag not in _STANDARD_TAGS:
+                self._problem(
+                    key_node,
+                    (*path, written),
+                    f"YAML tag {key_node.tag!r} is not allowed on a key; write the key plainly",
+                )
+                continue
+            try:
+                key = self._scalar(key_node, (*path, written))
+            except _Refused:
+                continue
+            if not isinstance(key, str):
+                # Every key of a site file is a name. YAML 1.1 reads `on:`, `yes:` or `1:` as
+                # true or a number, which would then be compared, sorted and printed as Python
+                # values (`True`); refuse it, spelled as in the file, and keep the key as written
+                # so that the rest of the mapping is still checked.
+                self._problem(
+                    key_node,
+                    (*path, written),
+                    f"key `{written}` is read by YAML as {_yaml_kind(key)}, not as a name; "
+                    f"put it in quotes: '{written}':",
+                )
+                key = written
+            key_path = (*path, key)
             if key in explicit:
                 first = self.doc.key_marks.get(key_path)
                 where = f" (first at line {first.line})" if first else ""
-                self._problem(key_node, key_path, f"key `{key}` is repeated{where}; keep only one")
+                self._problem(
+                    key_node, key_path, f"key `{written}` is repeated{where}; keep only one"
+                )
                 continue
             explicit.add(key)
             self.doc.key_marks[key_path] = self._mark(key_node)
@@ -190,8 +239,115 @@ class _Builder:
         return merged
 
 
+def _show_text(text: str) -> str:
+    return repr(text) if len(text) <= 40 else repr(text[:37] + "...")
+
+
+def _yaml_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    return f"a number ({value})"
+
+
+# YAML 1.1 (and so PyYAML) ends a line at NEL, LINE SEPARATOR, PARAGRAPH SEPARATOR and a lone
+# carriage return; editors and `grep -n` count only \n (a lone \r shows as ^M in vim). In a
+# comment such a character hides what follows from the reader's eye while YAML reads it as a
+# line of the file, and every later line number would be off by one. Refused anywhere in the
+# file, so that every position we report is the one an editor shows.
+_HIDDEN_BREAK = re.compile("[\x85\u2028\u2029]|\r(?!\n)")
+_BREAK_NAMES = {
+    "\x85": "NEXT LINE",
+    "\u2028": "LINE SEPARATOR",
+    "\u2029": "PARAGRAPH SEPARATOR",
+    "\r": "CARRIAGE RETURN, without a \\n after it,",
+}
+
+
+def _position(text: str, offset: int) -> tuple[int, int]:
+    """1-based line and column of ``offset``, lines counted by \n as editors do."""
+    before = text[:offset]
+    return before.count("\n") + 1, offset - (before.rfind("\n") + 1) + 1
+
+
+def _hidden_break(text: str, file: str) -> Problem | None:
+    found = _HIDDEN_BREAK.search(text)
+    if found is None:
+        return None
+    char = found.group()
+    line, col = _position(text, found.start())
+    return Problem(
+        file,
+        line,
+        col,
+        f"character U+{ord(char):04X} ({_BREAK_NAMES[char]}) is not allowed: YAML reads it "
+        "as the end of a line but editors do not; remove it (end lines with \\n)",
+    )
+
+
+# (values, depth) each kind of event adds.
+_EVENT_STEPS: dict[type, tuple[int, int]] = {
+    yaml.ScalarEvent: (1, 0),
+    yaml.AliasEvent: (1, 0),
+    yaml.SequenceStartEvent: (1, 1),
+    yaml.MappingStartEvent: (1, 1),
+    yaml.SequenceEndEvent: (0, -1),
+    yaml.MappingEndEvent: (0, -1),
+}
+
+
+def _count_nodes(text: str, file: str) -> Problem | None:
+    """Refuse a file with too many values, or nested too deep, from its events alone.
+
+    Composing builds every node before anything can be counted: a flat list of 4 million
+    items (8 MiB of `1,`) cost tens of seconds and a gigabyte before it was refused. The
+    events stream by one at a time, so this stops after MAX_NODES of them, in a fraction of a
+    second, and names the line where the limit was reached.
+    """
+    count = depth = 0
+    for event in yaml.parse(text, Loader=_LOADER):
+        step = _EVENT_STEPS.get(type(event))
+        if step is None:
+            continue  # stream and document events
+        count += step[0]
+        depth += step[1]
+        if count > MAX_NODES or depth > MAX_DEPTH + 1:
+            mark = event.start_mark
+            message = (
+                f"the file has more than {MAX_NODES} values; a site file this large is "
+                "almost certainly not one (500 hosts are about 20 000)"
+                if count > MAX_NODES
+                else f"nesting deeper than {MAX_DEPTH} levels; flatten the file"
+            )
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            return Problem(file, line, col, message)
+    return None
+
+
+def _within_file(text: str, problems: list[Problem]) -> list[Problem]:
+    """Positions past the end (a syntax error at the end of the file is marked on the line
+    after the last \n, or past a last line without one) point at the end of the last line."""
+    lines = text.split("\n")
+    if len(lines) > 1 and lines[-1] == "":
+        lines.pop()  # the \n that ends the last line does not start another
+    fixed = []
+    for problem in problems:
+        line, column = problem.line, problem.column
+        if line > len(lines):
+            line, column = len(lines), len(lines[-1]) + 1
+        column = min(column, len(lines[line - 1]) + 1)
+        fixed.append(dataclasses.replace(problem, line=line, column=column))
+    return fixed
+
+
 def read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
     """Parse ``text`` into a Document. Never raises for bad input; returns the problems."""
+    doc, problems = _read_yaml(text, file)
+    return doc, _within_file(text, problems)
+
+
+def _read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
     builder = _Builder(file)
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         return builder.doc, [
@@ -203,7 +359,13 @@ def read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
                 "a site file this size is almost certainly not one",
             )
         ]
+    hidden = _hidden_break(text, file)
+    if hidden is not None:
+        return builder.doc, [hidden]
     try:
+        too_many = _count_nodes(text, file)
+        if too_many is not None:
+            return builder.doc, [too_many]
         nodes = list(yaml.compose_all(text, Loader=_LOADER))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -213,9 +375,7 @@ def read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
             message = f"YAML syntax: {exc.problem} ({exc.context})"
         return builder.doc, [Problem(file, line, col, message)]
     except yaml.reader.ReaderError as exc:
-        before = text[: exc.position]
-        line = before.count("\n") + 1
-        col = exc.position - (before.rfind("\n") + 1) + 1
+        line, col = _position(text, exc.position)
         code = exc.character if isinstance(exc.character, int) else ord(exc.character)
         return builder.doc, [
             Problem(

@@ -31,8 +31,8 @@ def run(*argv: str) -> tuple[int, str]:
 def test_missing_variable_is_a_planned_failure(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LOCALAI_TEST_TOKEN", raising=False)
     site = parse_site(
-        "version: 1\nhosts:\n  a:\n    server:\n      env:\n"
-        "        HF_TOKEN: {from_env: LOCALAI_TEST_TOKEN}\n",
+        "version: 1\nhosts:\n  a:\n    packages: {mlx-omni-server: 0.5.1}\n"
+        "    server:\n      env:\n        HF_TOKEN: {from_env: LOCALAI_TEST_TOKEN}\n",
         "s.yaml",
     )
     assert site.hosts["a"].server.missing_env == {"HF_TOKEN": "LOCALAI_TEST_TOKEN"}

@@ -164,7 +164,11 @@ def test_a_site_file_the_host_cannot_read_is_a_failed_pull(
     lab: Lab, program: Path, pair: list[TestHost]
 ) -> None:
     me = pair[0]
-    make_checkout(lab.fleet, me, "version: 1\nhosts:\n  someone-else: {}\n")
+    make_checkout(
+        lab.fleet,
+        me,
+        "version: 1\ndefaults: {packages: {mlx-omni-server: 0.5.1}}\nhosts:\n  someone-else: {}\n",
+    )
     report = me.home / ".localai" / "state" / "pull-report.json"
     done = run_localai(
         lab.fleet,

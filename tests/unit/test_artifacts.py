@@ -11,6 +11,9 @@ from localai_provision.lock import Lock
 from localai_provision.site import parse_site
 from localai_provision.wheelhouse import locked_requirements, pip_platforms
 
+# Every site pins the server (the loader refuses one that does not); appended, so that the
+# positions above it stay as they are.
+PIN = "defaults: {packages: {mlx-omni-server: 0.5.1}}\n"
 HEAD = "version: 1\nhosts:\n  mini-01:\n    address: 10.0.0.1\n"
 
 
@@ -48,6 +51,7 @@ def test_bad_transfer_settings(text: str, line: int, column: int, fragment: str)
 def test_transfer_settings_merge_and_default() -> None:
     site = parse_site(
         "version: 1\ndefaults:\n  transfer: {peer_ports: [50100, 50000]}\n"
+        "  packages: {mlx-omni-server: 0.5.1}\n"
         "hosts:\n  a: {}\n  b: {transfer: {peers: false}}\n",
         "site.yaml",
     )
@@ -55,7 +59,7 @@ def test_transfer_settings_merge_and_default() -> None:
     assert site.hosts["a"].transfer.peer_ports == (50000, 50100)
     assert site.hosts["b"].transfer.peers is False
     assert site.hosts["b"].transfer.peer_ports == (50000, 50100)
-    hub = parse_site(HEAD + "    models: [{id: a/b, source: 'hf:org/name'}]\n", "s.yaml")
+    hub = parse_site(HEAD + "    models: [{id: a/b, source: 'hf:org/name'}]\n" + PIN, "s.yaml")
     assert hub.hosts["mini-01"].models[0].source == "hf:org/name"
 
 

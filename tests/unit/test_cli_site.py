@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -15,6 +17,10 @@ from localai_provision.cli import Output, main
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = str(REPO / "playbooks" / "lab.yaml")
+
+
+# The server pin every site needs, appended so that the positions above it stay.
+PIN = "defaults: {packages: {mlx-omni-server: 0.5.1}}\n"
 
 
 def run(*argv: str) -> tuple[int, str, str]:
@@ -32,7 +38,7 @@ def test_validate_valid_file_prints_one_summary_line() -> None:
 
 def test_validate_invalid_file_lists_every_error(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nhosts:\n  a:\n    ssh_port: 0\n    adress: x\n")
+    bad.write_text("version: 1\nhosts:\n  a:\n    ssh_port: 0\n    adress: x\n" + PIN)
     code, _, err = run("validate", str(bad))
     assert code == 1
     lines = err.strip().splitlines()
@@ -43,7 +49,7 @@ def test_validate_invalid_file_lists_every_error(tmp_path: Path) -> None:
 
 def test_validate_json(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nhosts:\n  a:\n    ssh_port: 0\n")
+    bad.write_text("version: 1\nhosts:\n  a:\n    ssh_port: 0\n" + PIN)
     code, out, _ = run("validate", "--json", LAB, str(bad))
     assert code == 1
     data = json.loads(out)
@@ -93,7 +99,7 @@ def test_hosts_with_a_limit_matching_nothing_fails_clearly() -> None:
 
 def test_hosts_on_invalid_file_reports_like_validate(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text("version: 1\nhosts:\n  a: {ssh_port: x}\n")
+    bad.write_text("version: 1\nhosts:\n  a: {ssh_port: x}\n" + PIN)
     code, _, err = run("hosts", str(bad))
     assert code == 1 and err.startswith(f"{bad}:3:17: error:")
 
@@ -166,3 +172,34 @@ def test_no_structure_whatever_gives_a_traceback(tmp_path: Path, data: object) -
     code, _, err = run("validate", str(site))
     assert code in (0, 1)
     assert "internal error" not in err, err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],  # no command
+        ["validate"],  # a missing argument
+        ["drift", "site.yaml", "--limt", "x"],  # a mistyped option
+        ["apply", "site.yaml", "--forks", "many"],  # a value of the wrong kind
+        ["frobnicate"],  # no such command
+    ],
+)
+def test_a_usage_error_exits_64_not_2_which_means_changes(argv: list[str]) -> None:
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        try:
+            code = main(argv, Output(io.StringIO(), err))
+        except SystemExit as exc:
+            code = exc.code  # type: ignore[assignment]
+    assert code == 64, err.getvalue()
+    assert "usage: localai" in err.getvalue()
+
+
+def test_the_command_exits_64_on_a_usage_error() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "localai_provision", "plan", "x.yaml", "--bogus"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 64 and "unrecognized arguments: --bogus" in done.stderr

@@ -16,7 +16,10 @@ from localai_provision.site import parse_site
 
 
 def connector() -> LocalConnector:
-    site = parse_site("version: 1\nhosts:\n  here: {connection: local}\n", "s.yaml")
+    site = parse_site(
+        "version: 1\nhosts:\n  here: {connection: local, packages: {mlx-omni-server: 0.5.1}}\n",
+        "s.yaml",
+    )
     return LocalConnector(site.hosts["here"])
 
 

@@ -134,7 +134,7 @@ def test_linux_requirements_and_grouping() -> None:
         (("c",), "macos-arm64"),
     ]
     mixed = parse_site(
-        "version: 1\ndefaults: {lock: l/a}\nhosts:\n"
+        "version: 1\ndefaults: {lock: l/a, packages: {mlx-omni-server: 0.5.1}}\nhosts:\n"
         "  a: {packages: {x: '1'}}\n  b: {packages: {x: '2'}}\n",
         "s.yaml",
     )

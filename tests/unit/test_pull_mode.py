@@ -21,6 +21,9 @@ from localai_provision.facts.gather import gather
 from localai_provision.layout import CRON_BEGIN, CRON_END, cron_schedule, pull_cron_block
 from localai_provision.site import parse_site
 
+# The server pin every site needs, appended so that the positions above it stay.
+PIN = "defaults: {packages: {mlx-omni-server: 0.5.1}}\n"
+
 
 def run(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
@@ -44,6 +47,7 @@ def two_hosts(tmp_path: Path, extra: str = "") -> Path:
         f"{extra}"
         "  mini-02:\n"
         "    address: 10.20.0.12\n"
+        "    packages: {mlx-omni-server: 0.5.1}\n"
     )
     return site
 
@@ -112,7 +116,7 @@ def test_a_failed_pull_leaves_a_report_and_drift_warns(tmp_path: Path) -> None:
 
 def test_a_site_file_that_does_not_load_is_reported(tmp_path: Path) -> None:
     site = tmp_path / "site.yaml"
-    site.write_text("version: 1\nhosts:\n  mini-01: {ssh_port: nope}\n")
+    site.write_text("version: 1\nhosts:\n  mini-01: {ssh_port: nope}\n" + PIN)
     report = tmp_path / "report.json"
     code, _, err = run("apply", "--local", str(site), "--host", "mini-01", "--report", str(report))
     assert code == 1 and "ssh_port" in err
@@ -161,7 +165,7 @@ def test_cron_schedule(interval_s: int, schedule: str) -> None:
 
 def test_the_crontab_lines_run_apply_local_for_this_host() -> None:
     site = parse_site(
-        "version: 1\nhosts:\n  mini-01:\n    pull: {checkout: '~/lab 50%', site: lab.yaml}\n",
+        "version: 1\nhosts:\n  mini-01:\n    pull: {checkout: '~/lab 50%', site: lab.yaml}\n" + PIN,
         "s.yaml",
     )
     block = pull_cron_block(site.hosts["mini-01"])
@@ -194,6 +198,7 @@ def test_pull_merges_from_defaults_groups_and_hosts() -> None:
     site = parse_site(
         "version: 1\n"
         "defaults:\n  pull: {checkout: ~/lab, command: /opt/localai/bin/localai}\n"
+        "  packages: {mlx-omni-server: 0.5.1}\n"
         "groups:\n  fast: {pull: {interval_s: 300}}\n"
         "hosts:\n"
         "  mini-01: {groups: [fast], pull: {site: a.yaml}}\n"
@@ -231,7 +236,7 @@ def test_facts_read_only_the_tools_lines_of_the_crontab(tmp_path: Path) -> None:
     site = parse_site(
         "version: 1\nhosts:\n  here:\n    connection: local\n"
         f"    prefix: {tmp_path}/prefix\n    hf_home: {tmp_path}/hf\n"
-        "    pull: {checkout: /srv/lab, site: lab.yaml}\n",
+        "    pull: {checkout: /srv/lab, site: lab.yaml}\n" + PIN,
         "s.yaml",
     )
     spec = site.hosts["here"]

@@ -16,7 +16,8 @@ BAD_FILES: list[tuple[str, str, int, int | None, str]] = [
     ("empty", "", 1, 1, "empty"),
     ("comment-only", "# nothing\n", 1, 1, "empty"),
     ("not-a-mapping", "- a\n- b\n", 1, 1, "top level must be a mapping"),
-    ("syntax", "version: 1\nhosts:\n  mini-01: {address: [\n", 4, None, "YAML syntax"),
+    # The parser marks the end of the file on the line after the last \n: no such line.
+    ("syntax", "version: 1\nhosts:\n  mini-01: {address: [\n", 3, 23, "YAML syntax"),
     ("tab-indent", "version: 1\nhosts:\n\tmini: {}\n", 3, None, "YAML syntax"),
     ("no-version", "hosts:\n  a: {}\n", 1, 1, "needs the key `version`"),
     ("no-hosts", "version: 1\n", 1, 1, "needs the key `hosts`"),
@@ -257,6 +258,7 @@ def test_aliases_and_merge_keys_are_allowed() -> None:
         version: 1
         defaults: &common
           ssh_port: 2222
+          packages: {mlx-omni-server: 0.5.1}
         hosts:
           a:
             <<: *common

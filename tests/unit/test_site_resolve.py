@@ -14,6 +14,8 @@ from localai_provision.site import load_site, parse_site, select_hosts
 from localai_provision.site.schema import check_schema, load_schema
 
 REPO = Path(__file__).resolve().parents[2]
+# The server pin every site needs (the loader refuses a site without one).
+PIN = "defaults: {packages: {mlx-omni-server: 0.5.1}}\n"
 
 SITE = textwrap.dedent("""\
     version: 1
@@ -62,7 +64,7 @@ def test_precedence_defaults_groups_host() -> None:
 
 
 def test_defaults_of_the_format() -> None:
-    site = parse_site("version: 1\nhosts:\n  box:\n", "s.yaml")
+    site = parse_site("version: 1\nhosts:\n  box:\n" + PIN, "s.yaml")
     box = site.hosts["box"]
     assert box.address == "box"
     assert box.connection == "ssh" and box.ssh_port == 22
@@ -73,7 +75,8 @@ def test_defaults_of_the_format() -> None:
 
 
 def test_group_order_is_the_hosts_order() -> None:
-    text = textwrap.dedent("""\
+    text = (
+        textwrap.dedent("""\
         version: 1
         groups:
           a: {ssh_port: 1001}
@@ -82,6 +85,8 @@ def test_group_order_is_the_hosts_order() -> None:
           x: {groups: [a, b]}
           y: {groups: [b, a]}
     """)
+        + PIN
+    )
     site = parse_site(text, "s.yaml")
     assert site.hosts["x"].ssh_port == 1002
     assert site.hosts["y"].ssh_port == 1001
@@ -90,7 +95,9 @@ def test_group_order_is_the_hosts_order() -> None:
 def test_model_source_is_relative_to_the_site_file(tmp_path: Path) -> None:
     site_file = tmp_path / "sub" / "site.yaml"
     site_file.parent.mkdir()
-    site_file.write_text("version: 1\nhosts:\n  a:\n    models: [{id: o/m, source: ../models/m}]\n")
+    site_file.write_text(
+        "version: 1\nhosts:\n  a:\n    models: [{id: o/m, source: ../models/m}]\n" + PIN
+    )
     site = load_site(site_file)
     assert site.hosts["a"].models[0].source == str(tmp_path / "models" / "m")
 
@@ -133,7 +140,15 @@ def test_playbooks_are_valid() -> None:
 
 # --- property: every file the validator accepts resolves ------------------------------------
 
-plain_text = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=10)
+# No control characters, line or paragraph separators or direction marks: the loader
+# refuses them in every value (tests/unit/test_site_hostile.py).
+plain_text = st.text(
+    st.characters(
+        exclude_categories=("Cc", "Cs", "Zl", "Zp"),
+        exclude_characters="\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069",
+    ),
+    max_size=10,
+)
 names = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)
 versions = st.from_regex(r"(==)?[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
 model_part = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._]{0,10}", fullmatch=True)
@@ -147,10 +162,10 @@ settings_strategy = st.fixed_dictionaries(
         "ssh_port": st.integers(1, 65535),
         "connect_timeout_s": st.floats(0.1, 600),
         # A folder on the host: absolute or under ~, normalized (parts that are not '.',
-        # '..' or empty), any other character.
+        # '..' or empty), any other character; a dedicated one (not / or ~ themselves).
         "prefix": st.builds(
             lambda root, parts: root + "/".join(parts),
-            st.sampled_from(["/", "~/"]),
+            st.sampled_from(["/srv/", "~/"]),
             st.lists(
                 st.text(
                     st.characters(
@@ -209,7 +224,9 @@ def sites(draw: st.DrawFn) -> dict[str, object]:
         if group_names:
             host["groups"] = draw(st.lists(st.sampled_from(group_names), unique=True))
         hosts[name] = host
-    return {"version": 1, "defaults": draw(settings_strategy), "groups": groups, "hosts": hosts}
+    defaults = dict(draw(settings_strategy))
+    defaults["packages"] = {**defaults.get("packages", {}), "mlx-omni-server": "0.5.1"}
+    return {"version": 1, "defaults": defaults, "groups": groups, "hosts": hosts}
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
