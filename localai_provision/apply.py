@@ -830,7 +830,7 @@ def write_state(
         "site_hash": options.site_hash,
         "packages": spec.packages,
         "models": {m.id: m.commit for m in facts.models},
-        "config_hash": (facts.server_config or {}).get("hash"),
+        "config_hash": facts.server_config.hash if facts.server_config else None,
         "prewarm": log.prewarm,
     }
     connector.put(

@@ -12,7 +12,7 @@ from localai_provision.facts.parse import parse_facts
 from localai_provision.plan import desired_config, desired_shim, plan, plan_warnings
 from localai_provision.site import parse_site
 from localai_provision.site.model import HostSpec
-from tests.unit.test_facts_parse import linux_doc
+from tests.unit.test_facts_parse import host_summary, linux_doc
 
 SITE = """
 version: 1
@@ -42,7 +42,7 @@ def in_sync_doc() -> dict[str, Any]:
     doc = linux_doc()
     spec = spec_with()
     config = desired_config(spec, parse_facts("mini-01", json.dumps(doc), spec.models))
-    doc["server_config"] = json.dumps(config)
+    doc["server_config"] = host_summary(config)
     doc["venv"]["shims"] = desired_shim()
     doc["service"] = {
         "kind": "auto",
