@@ -199,15 +199,32 @@ def _describe_holder(owner: str) -> str:
     )
 
 
-def clear_leftovers(connector: Connector, facts: Facts) -> None:
+def clear_leftovers(connector: Connector, spec: HostSpec, facts: Facts) -> None:
     """Remove the temporary files an apply that died (killed, its connection cut) left beside
-    the files it was writing. Only under the host's lock: no other apply is writing then."""
-    roots = " ".join(shell.quote(p) for p in (facts.prefix, f"{facts.hf_home}/hub"))
-    connector.run(
-        f"find {roots} \\( -name '.localai-tmp-*' -o -name '*.localai-tmp' \\) "
-        "-prune -exec rm -rf {} + 2>/dev/null; true",
-        timeout=120,
-    )
+    the files it was writing. Only under the host's lock: no other apply is writing then.
+    Only where the tool writes, one level deep, and only its own temporary names: never a
+    search of the whole prefix (which may be a shared folder, where another program's or
+    another prefix's files live)."""
+    layout = layout_for(facts)
+    folders = [layout.prefix, layout.state_dir, layout.wheels]
+    folders += [f"{site}" for site in facts.venv.site_packages]
+    hub = f"{facts.hf_home}/hub"
+    for model in spec.models:
+        base = f"{hub}/{model.cache_dir_name}"
+        folders += [base, f"{base}/refs"]
+    snapshots = [f"{hub}/{m.cache_dir_name}/snapshots" for m in spec.models]
+    ours = "\\( -name '.localai-tmp-*' -o -name '*.localai-tmp' \\)"
+    commands = [
+        f"find {shell.quote(folder)} -mindepth 1 -maxdepth 1 {ours} -exec rm -f {{}} +"
+        for folder in folders
+    ]
+    # A model's snapshot links sit in subfolders (a file's own path); only its links'
+    # temporary names (LINK.localai-tmp) are removed there.
+    commands += [
+        f"find {shell.quote(folder)} -mindepth 2 -name '*.localai-tmp' -exec rm -f {{}} +"
+        for folder in snapshots
+    ]
+    connector.run("; ".join(f"{c} 2>/dev/null" for c in commands) + "; true", timeout=120)
 
 
 def release_lock(connector: Connector, prefix: str) -> None:
@@ -234,17 +251,39 @@ def _run_step(
     return result.stdout
 
 
+EXIT_NOT_OURS = 3
+# Markers the tool writes into what it makes: only a folder that carries one is ever deleted.
+OWNED_MARKER = ".localai-owned"  # written first, into the empty folder
+COMPLETE_MARKER = ".localai-complete"  # written last (older versions wrote only this one)
+
+
 def build_venv(connector: Connector, spec: HostSpec, facts: Facts, layout: Layout) -> None:
-    """(Re)build the venv in place, marking it complete only at the end. A venv cannot be
-    built aside and renamed: its scripts name their own path."""
+    """(Re)build the venv in place, marking it ours first and complete only at the end. A
+    venv cannot be built aside and renamed: its scripts name their own path. What stands at
+    its path and is not ours (no marker) is never deleted: checked here again, on the host,
+    though plan refuses it already (it may have appeared since the facts were read)."""
     python = facts.python.executable if facts.python.found else spec.python
     venv = layout.venv
+    v = shell.quote(venv)
     command = (
-        f"rm -rf {shell.quote(venv)} && {shell.quote(python)} -m venv {shell.quote(venv)} && "
+        f"if [ -e {v} ] || [ -L {v} ]; then "
+        f"if [ ! -e {v}/{OWNED_MARKER} ] && [ ! -e {v}/{COMPLETE_MARKER} ] && "
+        f'[ -n "$(ls -A {v} 2>/dev/null)" ]; then exit {EXIT_NOT_OURS}; fi; fi; '
+        f"rm -rf {v} && mkdir -p {v} && : > {v}/{OWNED_MARKER} && "
+        f"{shell.quote(python)} -m venv {v} && "
         f"{shell.quote(layout.venv_python)} -m pip --version >/dev/null && "
-        f"touch {shell.quote(venv + '/.localai-complete')}"
+        f"touch {v}/{COMPLETE_MARKER}"
     )
     result = connector.run(command, timeout=VENV_TIMEOUT_S)
+    if result.exit_status == EXIT_NOT_OURS:
+        raise HostError(
+            host=spec.name,
+            step="venv",
+            message=f"{venv} exists but was not made by localai-provision (it has no "
+            f"{OWNED_MARKER} marker): refused to delete it",
+            hint="move that folder away (or delete it yourself if it is not needed), or "
+            "choose another `prefix` for this host, then run apply again",
+        )
     if not result.ok:
         raise CommandError.of(
             spec.name,
@@ -869,6 +908,8 @@ def execute(
         LOCK: "run `localai lock SITE`, commit the lock files, then apply again",
         SECRET: "set the variable in the environment of the shell that runs localai",
         PULL_TIMER: "install cron on the host, or leave `pull` out of its settings",
+        VENV: "move that folder away (or delete it yourself if it is not needed), or choose "
+        "another `prefix` for this host, then run apply again",
     }
     steps = {SYSTEM: "system-packages", PYTHON: "python", LOCK: "lock-file"}
     for change in changes:
@@ -1023,7 +1064,7 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
             waited, took_over = acquire_lock(connector, spec, facts.prefix, options.lock_wait_s)
             log.warnings += took_over
             try:
-                clear_leftovers(connector, facts)
+                clear_leftovers(connector, spec, facts)
                 if waited:
                     # Another apply ran meanwhile: plan again from what the host is now.
                     facts = gather(connector, spec)

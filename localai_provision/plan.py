@@ -192,7 +192,17 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
     venv = facts.venv
     wanted_python = facts.python.short_version if facts.python.found else None
     rebuild_venv = False
-    if not venv.exists:
+    if venv.exists and not venv.owned and not venv.empty:
+        # Never delete what the tool did not make: a venv of someone else's where ours goes.
+        add(
+            VENV,
+            FAIL,
+            "not made by localai",
+            venv.path,
+            f"{venv.path} exists but was not made by localai-provision (it has no "
+            ".localai-owned marker): refused, apply would have to delete it",
+        )
+    elif not venv.exists:
         add(VENV, CREATE, None, venv.path, "there is no venv yet")
         rebuild_venv = True
     elif not venv.python_exists:

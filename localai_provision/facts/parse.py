@@ -490,6 +490,8 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         site_packages=tuple(venv_raw.get("site_packages") or ()),
         shims=dict(venv_raw.get("shims") or {}),
         half_installed=parse_half_installed(venv_raw.get("half_installed") or {}),
+        owned=bool(venv_raw.get("owned") or venv_raw.get("complete")),
+        empty=bool(venv_raw.get("empty")),
     )
     svc_raw = doc.get("service") or {}
     pid_text = (svc_raw.get("pid_file") or "").strip()

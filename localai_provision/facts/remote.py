@@ -274,6 +274,9 @@ def venv_section(venv):
         "python_exists": os.path.exists(python),  # False for a dangling symlink too
         # Written last when the tool builds a venv: its absence means an interrupted build.
         "complete": os.path.exists(os.path.join(venv, ".localai-complete")),
+        # Written first: the venv is the tool's own, which it may delete and rebuild.
+        "owned": os.path.exists(os.path.join(venv, ".localai-owned")),
+        "empty": listdir(venv) == [],
         "pyvenv_cfg": read_text(os.path.join(venv, "pyvenv.cfg")),
         "dist_infos": dist_infos,
         "half_installed": half_installed,
