@@ -37,6 +37,7 @@ from localai_provision.layout import (
     CRON_BEGIN,
     CRON_END,
     PULL_LABEL,
+    SERVER_PACKAGE,
     SHIM_MODULE,
     Layout,
     expand_home,
@@ -109,6 +110,8 @@ class StepLog:
     verify: dict[str, Any] = field(default_factory=dict)
     prewarm: list[dict[str, Any]] = field(default_factory=list)
     current: str = ""  # the step running now: a failure without a step of its own is its
+    # The changes carried out so far: a failed apply reports these, not "nothing changed".
+    done: list[Change] = field(default_factory=list)
 
 
 def site_hash(path: Path) -> str:
@@ -881,6 +884,40 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def refuse_unusable(spec: HostSpec, lock: Lock | None) -> None:
+    """Mistakes in the site that validate may let through and that would otherwise end in a
+    traceback on the host, after things were changed: refused before anything is touched.
+    A NUL cannot be part of a process's argument or environment (the launch would fail with
+    `embedded null byte`); a site without mlx-omni-server has no server to start."""
+    server = spec.server
+    for name, value in server.env.items():
+        if "\0" in name or "\0" in value:
+            raise HostError(
+                host=spec.name,
+                step="server-config",
+                message=f"server.env.{name.replace(chr(0), '<NUL>')} holds a NUL character: "
+                "no process's environment can hold one",
+                hint="remove the NUL (\\0, \\x00) from that value in the site file",
+            )
+    for number, arg in enumerate(server.extra_args):
+        if "\0" in arg:
+            raise HostError(
+                host=spec.name,
+                step="server-config",
+                message=f"server.extra_args[{number}] holds a NUL character: no process's "
+                "argument can hold one",
+                hint="remove the NUL (\\0, \\x00) from that argument in the site file",
+            )
+    locked = lock is not None and SERVER_PACKAGE in lock.packages
+    if SERVER_PACKAGE not in spec.packages and not locked:
+        raise HostError(
+            host=spec.name,
+            step="packages",
+            message=f"the site installs no {SERVER_PACKAGE}: there is no server to start",
+            hint=f"pin it under `packages:` (for example `{SERVER_PACKAGE}: 0.5.1`)",
+        )
+
+
 # --- one host ---------------------------------------------------------------------------------
 
 
@@ -912,6 +949,7 @@ def execute(
         "another `prefix` for this host, then run apply again",
     }
     steps = {SYSTEM: "system-packages", PYTHON: "python", LOCK: "lock-file"}
+    refuse_unusable(spec, lock)
     for change in changes:
         if change.action == FAIL:
             raise HostError(
@@ -925,20 +963,24 @@ def execute(
         log.current = "venv"
         build_venv(connector, spec, facts, layout)
         log.steps.append({"step": "venv", "path": layout.venv})
+        log.done += by_kind[VENV]
     if PACKAGE in by_kind:
         fleet.progress(spec.name, "installing packages")
         log.current = "packages"
         install_packages(connector, spec, layout, by_kind[PACKAGE], log, lock, facts, distributor)
+        log.done += by_kind[PACKAGE]
     if SHIM in by_kind:
         fleet.progress(spec.name, "installing the start-up shim")
         log.current = "shim"
         install_shim(connector, spec, facts, layout)
         log.steps.append({"step": "shim"})
+        log.done += by_kind[SHIM]
     if SERVER_CONFIG in by_kind:
         fleet.progress(spec.name, "writing the server configuration")
         log.current = "server-config"
         write_server_config(connector, facts, spec, layout)
         log.steps.append({"step": "server-config"})
+        log.done += by_kind[SERVER_CONFIG]
     for change in by_kind.get(MODEL, []):
         model = next(m for m in spec.models if m.id == change.name)
         fleet.progress(spec.name, f"model {model.id}")
@@ -952,15 +994,18 @@ def execute(
             log.steps.append(
                 {"step": "models", **download_model(connector, spec, layout, facts, model)}
             )
+        log.done.append(change)
     if MACOS in by_kind:
         fleet.progress(spec.name, "Mac settings")
         log.current = "macos"
         LaunchdService(connector, spec, layout, facts).apply_macos_settings(by_kind[MACOS])
         log.steps.append({"step": "macos", "settings": [c.name for c in by_kind[MACOS]]})
+        log.done += by_kind[MACOS]
     for change in by_kind.get(PULL_TIMER, []):
         fleet.progress(spec.name, "the pull timer")
         converge_pull_timer(connector, spec, facts, layout, change)
         log.steps.append({"step": PULL_TIMER, "action": change.action})
+        log.done.append(change)
     service_changes = by_kind.get(SERVICE, [])
     service = service_manager_for(connector, spec, layout, facts)
     redefined = SERVICE_DEFINITION in by_kind
@@ -969,9 +1014,11 @@ def execute(
         log.current = "service"
         service.install()
         log.steps.append({"step": "service-definition"})
+        log.done += by_kind[SERVICE_DEFINITION]
     if service_changes:
         log.current = "service"
         _run_service(fleet, service, spec, facts, service_changes[0], log, redefined)
+        log.done += service_changes
         fleet.progress(spec.name, "verifying and prewarming")
         log.current = "verify"
         result = verify(connector, spec, layout, options, prewarm=True)
@@ -1120,6 +1167,7 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
             if not exc.step:
                 exc.step = log.current or "apply"
             exc.details.setdefault("steps", log.steps)
+            exc.details.setdefault("changes", log.done)
             raise
         finally:
             distributor.retire(spec.name)
