@@ -37,6 +37,7 @@ from localai_provision.layout import (
     CRON_BEGIN,
     CRON_END,
     PULL_LABEL,
+    SERVER_PACKAGE,
     SHIM_MODULE,
     Layout,
     expand_home,
@@ -111,6 +112,8 @@ class StepLog:
     verify: dict[str, Any] = field(default_factory=dict)
     prewarm: list[dict[str, Any]] = field(default_factory=list)
     current: str = ""  # the step running now: a failure without a step of its own is its
+    # The changes carried out so far: a failed apply reports these, not "nothing changed".
+    done: list[Change] = field(default_factory=list)
 
 
 def site_hash(path: Path) -> str:
@@ -201,15 +204,32 @@ def _describe_holder(owner: str) -> str:
     )
 
 
-def clear_leftovers(connector: Connector, facts: Facts) -> None:
+def clear_leftovers(connector: Connector, spec: HostSpec, facts: Facts) -> None:
     """Remove the temporary files an apply that died (killed, its connection cut) left beside
-    the files it was writing. Only under the host's lock: no other apply is writing then."""
-    roots = " ".join(shell.quote(p) for p in (facts.prefix, f"{facts.hf_home}/hub"))
-    connector.run(
-        f"find {roots} \\( -name '.localai-tmp-*' -o -name '*.localai-tmp' \\) "
-        "-prune -exec rm -rf {} + 2>/dev/null; true",
-        timeout=120,
-    )
+    the files it was writing. Only under the host's lock: no other apply is writing then.
+    Only where the tool writes, one level deep, and only its own temporary names: never a
+    search of the whole prefix (which may be a shared folder, where another program's or
+    another prefix's files live)."""
+    layout = layout_for(facts)
+    folders = [layout.prefix, layout.state_dir, layout.wheels]
+    folders += [f"{site}" for site in facts.venv.site_packages]
+    hub = f"{facts.hf_home}/hub"
+    for model in spec.models:
+        base = f"{hub}/{model.cache_dir_name}"
+        folders += [base, f"{base}/refs"]
+    snapshots = [f"{hub}/{m.cache_dir_name}/snapshots" for m in spec.models]
+    ours = "\\( -name '.localai-tmp-*' -o -name '*.localai-tmp' \\)"
+    commands = [
+        f"find {shell.quote(folder)} -mindepth 1 -maxdepth 1 {ours} -exec rm -f {{}} +"
+        for folder in folders
+    ]
+    # A model's snapshot links sit in subfolders (a file's own path); only its links'
+    # temporary names (LINK.localai-tmp) are removed there.
+    commands += [
+        f"find {shell.quote(folder)} -mindepth 2 -name '*.localai-tmp' -exec rm -f {{}} +"
+        for folder in snapshots
+    ]
+    connector.run("; ".join(f"{c} 2>/dev/null" for c in commands) + "; true", timeout=120)
 
 
 def release_lock(connector: Connector, prefix: str) -> None:
@@ -236,17 +256,39 @@ def _run_step(
     return result.stdout
 
 
+EXIT_NOT_OURS = 3
+# Markers the tool writes into what it makes: only a folder that carries one is ever deleted.
+OWNED_MARKER = ".localai-owned"  # written first, into the empty folder
+COMPLETE_MARKER = ".localai-complete"  # written last (older versions wrote only this one)
+
+
 def build_venv(connector: Connector, spec: HostSpec, facts: Facts, layout: Layout) -> None:
-    """(Re)build the venv in place, marking it complete only at the end. A venv cannot be
-    built aside and renamed: its scripts name their own path."""
+    """(Re)build the venv in place, marking it ours first and complete only at the end. A
+    venv cannot be built aside and renamed: its scripts name their own path. What stands at
+    its path and is not ours (no marker) is never deleted: checked here again, on the host,
+    though plan refuses it already (it may have appeared since the facts were read)."""
     python = facts.python.executable if facts.python.found else spec.python
     venv = layout.venv
+    v = shell.quote(venv)
     command = (
-        f"rm -rf {shell.quote(venv)} && {shell.quote(python)} -m venv {shell.quote(venv)} && "
+        f"if [ -e {v} ] || [ -L {v} ]; then "
+        f"if [ ! -e {v}/{OWNED_MARKER} ] && [ ! -e {v}/{COMPLETE_MARKER} ] && "
+        f'[ -n "$(ls -A {v} 2>/dev/null)" ]; then exit {EXIT_NOT_OURS}; fi; fi; '
+        f"rm -rf {v} && mkdir -p {v} && : > {v}/{OWNED_MARKER} && "
+        f"{shell.quote(python)} -m venv {v} && "
         f"{shell.quote(layout.venv_python)} -m pip --version >/dev/null && "
-        f"touch {shell.quote(venv + '/.localai-complete')}"
+        f"touch {v}/{COMPLETE_MARKER}"
     )
     result = connector.run(command, timeout=VENV_TIMEOUT_S)
+    if result.exit_status == EXIT_NOT_OURS:
+        raise HostError(
+            host=spec.name,
+            step="venv",
+            message=f"{venv} exists but was not made by localai-provision (it has no "
+            f"{OWNED_MARKER} marker): refused to delete it",
+            hint="move that folder away (or delete it yourself if it is not needed), or "
+            "choose another `prefix` for this host, then run apply again",
+        )
     if not result.ok:
         raise CommandError.of(
             spec.name,
@@ -832,7 +874,7 @@ def write_state(
         "site_hash": options.site_hash,
         "packages": spec.packages,
         "models": {m.id: m.commit for m in facts.models},
-        "config_hash": (facts.server_config or {}).get("hash"),
+        "config_hash": facts.server_config.hash if facts.server_config else None,
         "prewarm": log.prewarm,
     }
     connector.put(
@@ -842,6 +884,40 @@ def write_state(
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def refuse_unusable(spec: HostSpec, lock: Lock | None) -> None:
+    """Mistakes in the site that validate may let through and that would otherwise end in a
+    traceback on the host, after things were changed: refused before anything is touched.
+    A NUL cannot be part of a process's argument or environment (the launch would fail with
+    `embedded null byte`); a site without mlx-omni-server has no server to start."""
+    server = spec.server
+    for name, value in server.env.items():
+        if "\0" in name or "\0" in value:
+            raise HostError(
+                host=spec.name,
+                step="server-config",
+                message=f"server.env.{name.replace(chr(0), '<NUL>')} holds a NUL character: "
+                "no process's environment can hold one",
+                hint="remove the NUL (\\0, \\x00) from that value in the site file",
+            )
+    for number, arg in enumerate(server.extra_args):
+        if "\0" in arg:
+            raise HostError(
+                host=spec.name,
+                step="server-config",
+                message=f"server.extra_args[{number}] holds a NUL character: no process's "
+                "argument can hold one",
+                hint="remove the NUL (\\0, \\x00) from that argument in the site file",
+            )
+    locked = lock is not None and SERVER_PACKAGE in lock.packages
+    if SERVER_PACKAGE not in spec.packages and not locked:
+        raise HostError(
+            host=spec.name,
+            step="packages",
+            message=f"the site installs no {SERVER_PACKAGE}: there is no server to start",
+            hint=f"pin it under `packages:` (for example `{SERVER_PACKAGE}: 0.5.1`)",
+        )
 
 
 # --- one host ---------------------------------------------------------------------------------
@@ -874,6 +950,8 @@ def execute(
         ROOT_HELPER: "run the setup command above once, then apply again (docs/macos.md)",
         LAUNCHD_DOMAIN: "set `launchd: {domain: system}` for this host (docs/macos.md)",
         MACOS: "fix the setting in the site file",
+        VENV: "move that folder away (or delete it yourself if it is not needed), or choose "
+        "another `prefix` for this host, then run apply again",
     }
     steps = {
         SYSTEM: "system-packages",
@@ -882,6 +960,7 @@ def execute(
         ROOT_HELPER: "root-helper",
         LAUNCHD_DOMAIN: "service",
     }
+    refuse_unusable(spec, lock)
     for change in changes:
         if change.action == FAIL:
             if change.kind == ROOT_HELPER:
@@ -898,20 +977,24 @@ def execute(
         log.current = "venv"
         build_venv(connector, spec, facts, layout)
         log.steps.append({"step": "venv", "path": layout.venv})
+        log.done += by_kind[VENV]
     if PACKAGE in by_kind:
         fleet.progress(spec.name, "installing packages")
         log.current = "packages"
         install_packages(connector, spec, layout, by_kind[PACKAGE], log, lock, facts, distributor)
+        log.done += by_kind[PACKAGE]
     if SHIM in by_kind:
         fleet.progress(spec.name, "installing the start-up shim")
         log.current = "shim"
         install_shim(connector, spec, facts, layout)
         log.steps.append({"step": "shim"})
+        log.done += by_kind[SHIM]
     if SERVER_CONFIG in by_kind:
         fleet.progress(spec.name, "writing the server configuration")
         log.current = "server-config"
         write_server_config(connector, facts, spec, layout)
         log.steps.append({"step": "server-config"})
+        log.done += by_kind[SERVER_CONFIG]
     for change in by_kind.get(MODEL, []):
         model = next(m for m in spec.models if m.id == change.name)
         fleet.progress(spec.name, f"model {model.id}")
@@ -925,15 +1008,18 @@ def execute(
             log.steps.append(
                 {"step": "models", **download_model(connector, spec, layout, facts, model)}
             )
+        log.done.append(change)
     if MACOS in by_kind:
         fleet.progress(spec.name, "Mac settings")
         log.current = "macos"
         LaunchdService(connector, spec, layout, facts).apply_macos_settings(by_kind[MACOS])
         log.steps.append({"step": "macos", "settings": [c.name for c in by_kind[MACOS]]})
+        log.done += by_kind[MACOS]
     for change in by_kind.get(PULL_TIMER, []):
         fleet.progress(spec.name, "the pull timer")
         converge_pull_timer(connector, spec, facts, layout, change)
         log.steps.append({"step": PULL_TIMER, "action": change.action})
+        log.done.append(change)
     service_changes = by_kind.get(SERVICE, [])
     service = service_manager_for(connector, spec, layout, facts)
     redefined = SERVICE_DEFINITION in by_kind
@@ -942,9 +1028,11 @@ def execute(
         log.current = "service"
         service.install()
         log.steps.append({"step": "service-definition"})
+        log.done += by_kind[SERVICE_DEFINITION]
     if service_changes:
         log.current = "service"
         _run_service(fleet, service, spec, facts, service_changes[0], log, redefined)
+        log.done += service_changes
         fleet.progress(spec.name, "verifying and prewarming")
         log.current = "verify"
         result = verify(connector, spec, layout, options, prewarm=True)
@@ -1039,7 +1127,7 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
             waited, took_over = acquire_lock(connector, spec, facts.prefix, options.lock_wait_s)
             log.warnings += took_over
             try:
-                clear_leftovers(connector, facts)
+                clear_leftovers(connector, spec, facts)
                 if waited:
                     # Another apply ran meanwhile: plan again from what the host is now.
                     facts = gather(connector, spec)
@@ -1095,6 +1183,7 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
             if not exc.step:
                 exc.step = log.current or "apply"
             exc.details.setdefault("steps", log.steps)
+            exc.details.setdefault("changes", log.done)
             raise
         finally:
             distributor.retire(spec.name)

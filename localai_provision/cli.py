@@ -61,6 +61,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+# Characters a host's text may carry that act on a terminal rather than show: C0 and C1
+# controls (ESC starts the sequences that clear the screen, move the cursor, set the title;
+# \r returns to the line's start to overwrite it), bidirectional overrides (U+202E shows
+# text backwards), and Unicode's line and paragraph separators.
+_BIDI = "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+_UNSAFE = {
+    c: f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+    for c in [*range(0x20), 0x7F, *range(0x80, 0xA0), *map(ord, _BIDI), 0x2028, 0x2029]
+    if chr(c) not in "\n\t"
+}
+_UNSAFE_ONE_LINE = {**_UNSAFE, ord("\n"): "\\n"}
+
+
+def clean(text: str, one_line: bool = False) -> str:
+    """``text`` safe to print: every control character, bidirectional override and line
+    separator is shown escaped (ESC as \\x1b) instead of acting on the terminal. Everything
+    the CLI prints passes here (Output.line, Output.error): text from hosts (a pull report,
+    a command's output, status fields) can neither clear the screen nor fake a line.
+    ``one_line`` also escapes newlines, for a table cell or a one-line message."""
+    return text.translate(_UNSAFE_ONE_LINE if one_line else _UNSAFE)
+
+
 class Output:
     """Where the CLI writes; tests pass their own streams instead of patching sys."""
 
@@ -69,10 +91,10 @@ class Output:
         self.err = err or sys.stderr
 
     def line(self, text: str = "") -> None:
-        print(text, file=self.out)
+        print(clean(text), file=self.out)
 
     def error(self, text: str) -> None:
-        print(text, file=self.err)
+        print(clean(text), file=self.err)
 
     def json(self, data: Any) -> None:
         json.dump(data, self.out, indent=2, sort_keys=False, default=str)
@@ -265,7 +287,7 @@ def _print_warnings(io: Output, results: list[HostResult]) -> None:
             hosts_by_warning.setdefault(warning, []).append(r.name)
     for warning, names in hosts_by_warning.items():
         who = names[0] if len(names) == 1 else f"{len(names)} hosts ({_short_list(names)})"
-        io.line(f"warning: {who}: {warning}")
+        io.line(clean(f"warning: {who}: {warning}", one_line=True))
 
 
 def _short_list(names: list[str], most: int = 5) -> str:
@@ -285,7 +307,8 @@ def _change_table(changes: list[Change], most_packages: int = 12) -> str:
     rows = []
     for c in shown:
         mark = _ACTION_MARK.get(c.action, "?")
-        rows.append(f"{mark} {c.resource.ljust(width)}  {c.action.ljust(7)}  {c.reason}")
+        reason = clean(c.reason, one_line=True)
+        rows.append(f"{mark} {c.resource.ljust(width)}  {c.action.ljust(7)}  {reason}")
         if c.kind == "package" and len(shown) < len(changes) and c is packages[most_packages - 1]:
             rows.append(
                 f"  ... and {len(packages) - most_packages} more packages (--json lists all)"
@@ -338,6 +361,7 @@ def cmd_drift(args: argparse.Namespace, io: Output) -> int:
             detail = "; ".join(f"{c.resource}: {c.reason}" for c in r.changes[:3])
             if len(r.changes) > 3:
                 detail += f"; and {len(r.changes) - 3} more"
+        detail = clean(detail, one_line=True)
         io.line(f"{r.name.ljust(width)}  {r.status.ljust(11)}  {r.elapsed_ms:6.0f} ms  {detail}")
     # Warnings (a failed or stale pull among them) never change drift's exit code: that
     # says whether hosts differ from the site, and nothing else.
@@ -354,8 +378,25 @@ def _last_pull(result: HostResult) -> dict[str, Any] | None:
     return report.as_dict() if report else None
 
 
+def _xml_text(text: str) -> str:
+    """``text`` as XML 1.0 may hold it: the characters XML forbids (controls but tab, newline
+    and carriage return; lone surrogates; U+FFFE, U+FFFF) would make the file unreadable,
+    so they are shown escaped like everything else a host sends (clean)."""
+    cleaned = clean(text)
+    return "".join(
+        ch
+        if ch in "\t\n"
+        or ("\x20" <= ch <= "\ud7ff")
+        or ("\ue000" <= ch <= "\ufffd")
+        or ch > "\uffff"
+        else f"\\u{ord(ch):04x}"
+        for ch in cleaned
+    )
+
+
 def write_junit(path: Path, results: list[HostResult]) -> None:
-    """One test case per host, so any CI or dashboard can show the fleet's state."""
+    """One test case per host, so any CI or dashboard can show the fleet's state. Every
+    text in it passes _xml_text: a host's output could otherwise make it invalid XML."""
     from xml.etree import ElementTree as ET
 
     failures = sum(1 for r in results if r.status == DRIFT)
@@ -373,7 +414,7 @@ def write_junit(path: Path, results: list[HostResult]) -> None:
             suite,
             "testcase",
             classname="localai.drift",
-            name=r.name,
+            name=_xml_text(r.name),
             time=f"{r.elapsed_ms / 1000:.3f}",
         )
         if r.status == DRIFT:
@@ -383,10 +424,12 @@ def write_junit(path: Path, results: list[HostResult]) -> None:
                 message=f"{_count(len(r.changes), 'difference')}",
                 type="drift",
             )
-            failure.text = "\n".join(f"{c.resource}: {c.reason}" for c in r.changes)
+            failure.text = _xml_text("\n".join(f"{c.resource}: {c.reason}" for c in r.changes))
         elif r.failed and r.error:
-            error = ET.SubElement(case, "error", message=r.error.message, type=r.status)
-            error.text = str(r.error)
+            error = ET.SubElement(
+                case, "error", message=_xml_text(clean(r.error.message, True)), type=r.status
+            )
+            error.text = _xml_text(str(r.error))
         assert r.status in (DRIFT, IN_SYNC) or r.failed
     tree = ET.ElementTree(suite)
     ET.indent(tree)
@@ -809,9 +852,15 @@ def _duration(seconds: float | None) -> str:
 
 
 def _table(io: Output, rows: Sequence[tuple[str, ...]]) -> None:
+    rows = _one_line_rows(rows)
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         io.line("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _one_line_rows(rows: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
+    """Table cells hold host text (a pull report's time, a model's name): one line each."""
+    return [tuple(clean(cell, one_line=True) for cell in row) for row in rows]
 
 
 # --- plumbing --------------------------------------------------------------------------------

@@ -158,7 +158,16 @@ class Fleet:
             result = job(self, spec)
         except HostError as exc:
             status = UNREACHABLE if isinstance(exc, ConnectError) else ERROR
-            result = HostResult(name=spec.name, status=status, error=exc)
+            # A job that failed half-way says what it did before (apply: the changes carried
+            # out and its steps), so that a failure is never reported as "nothing changed".
+            done = exc.details.get("changes")
+            result = HostResult(
+                name=spec.name,
+                status=status,
+                error=exc,
+                changes=list(done) if isinstance(done, list) else [],
+                details={"steps": exc.details["steps"]} if "steps" in exc.details else {},
+            )
         except KeyboardInterrupt:
             result = HostResult(
                 name=spec.name, status=ERROR, error=HostError(spec.name, "interrupted")

@@ -170,6 +170,13 @@ def config_hash(config: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def env_digest(salt: str, name: str, value: str) -> str:
+    """What the facts script sends of a value of the server's environment (its env_digest):
+    the controller computes it for the value it wants and compares digests, never values."""
+    data = "\0".join((salt, name, value)).encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()
+
+
 def launchd_label(spec: HostSpec) -> str:
     """Stable and documented: com.localai-provision.server.PORT, unless the site names one."""
     return spec.launchd.label or f"com.localai-provision.server.{spec.server.port}"

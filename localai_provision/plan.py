@@ -12,7 +12,7 @@ import posixpath
 from dataclasses import dataclass
 
 from localai_provision import roothelper, scripts
-from localai_provision.facts.model import Facts, MacosFacts
+from localai_provision.facts.model import Facts, MacosFacts, ServerConfigFacts
 from localai_provision.layout import (
     SERVER_PACKAGE,
     SHIM_MODULE,
@@ -20,6 +20,7 @@ from localai_provision.layout import (
     WIRED_LIMIT_LABEL,
     Layout,
     config_hash,
+    env_digest,
     expand_home,
     launchd_daemons_dir,
     launchd_label,
@@ -200,7 +201,17 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
     venv = facts.venv
     wanted_python = facts.python.short_version if facts.python.found else None
     rebuild_venv = False
-    if not venv.exists:
+    if venv.exists and not venv.owned and not venv.empty:
+        # Never delete what the tool did not make: a venv of someone else's where ours goes.
+        add(
+            VENV,
+            FAIL,
+            "not made by localai",
+            venv.path,
+            f"{venv.path} exists but was not made by localai-provision (it has no "
+            ".localai-owned marker): refused, apply would have to delete it",
+        )
+    elif not venv.exists:
         add(VENV, CREATE, None, venv.path, "there is no venv yet")
         rebuild_venv = True
     elif not venv.python_exists:
@@ -311,11 +322,20 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
     if actual is None:
         add(SERVER_CONFIG, CREATE, None, wanted_hash, "the server has no configuration file yet")
         config_changed = True
-    elif actual.get("hash") != wanted_hash:
+    elif not actual.readable:
         add(
             SERVER_CONFIG,
             UPDATE,
-            str(actual.get("hash")),
+            "unreadable",
+            wanted_hash,
+            "the configuration file is not the JSON apply writes (damaged?); it is rewritten",
+        )
+        config_changed = True
+    elif actual.hash != wanted_hash:
+        add(
+            SERVER_CONFIG,
+            UPDATE,
+            str(actual.hash),
             wanted_hash,
             _config_difference(actual, wanted),
         )
@@ -694,21 +714,36 @@ def _same_version(installed: str, wanted: str) -> bool:
     return installed.lower() == wanted.lower()
 
 
-def _config_difference(actual: dict[str, object], wanted: dict[str, object]) -> str:
-    """Which parts of the configuration differ, without printing environment values (they
-    may be secrets)."""
+def _config_difference(actual: ServerConfigFacts, wanted: dict[str, object]) -> str:
+    """Which parts of the configuration differ. The host sends no environment values (they
+    may be secrets), only a salted digest of each: a variable differs when the digest of the
+    value wanted does not match. Values are never shown, plain ones neither (a token pasted
+    into the site file as a plain value is a secret all the same); arguments are (secrets
+    are never arguments)."""
     parts = []
-    if actual.get("argv") != wanted.get("argv"):
-        parts.append("the server's arguments")
-    actual_env = actual.get("env") if isinstance(actual.get("env"), dict) else {}
+    wanted_argv = wanted.get("argv")
+    if isinstance(wanted_argv, list) and actual.argv != tuple(wanted_argv):
+        before = " ".join(actual.argv[1:]) if actual.argv is not None else "unknown"
+        parts.append(
+            f"the server's arguments: {_clip(before)} -> {_clip(' '.join(wanted_argv[1:]))}"
+        )
     wanted_env = wanted.get("env") if isinstance(wanted.get("env"), dict) else {}
-    assert isinstance(actual_env, dict) and isinstance(wanted_env, dict)
-    changed = sorted(
-        k for k in set(actual_env) | set(wanted_env) if actual_env.get(k) != wanted_env.get(k)
-    )
-    if changed:
-        parts.append("environment " + ", ".join(changed))
+    assert isinstance(wanted_env, dict)
+    env = []
+    for name in sorted(set(actual.env) | set(wanted_env)):
+        if name not in wanted_env:
+            env.append(f"{name} removed")
+        elif name not in actual.env:
+            env.append(f"{name} added")
+        elif actual.env[name] != env_digest(actual.salt, name, str(wanted_env[name])):
+            env.append(f"{name} changed")
+    if env:
+        parts.append("environment " + ", ".join(env))
     return ("changed: " + "; ".join(parts)) if parts else "the configuration file differs"
+
+
+def _clip(text: str, most: int = 120) -> str:
+    return text if len(text) <= most else text[: most - 3] + "..."
 
 
 def plan_warnings(spec: HostSpec, facts: Facts) -> list[str]:

@@ -27,7 +27,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, BinaryIO, NoReturn
 
 import paramiko
 
@@ -175,6 +175,11 @@ class SSHConnector(Connector):
         super().__init__(host)
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        # The host's sshd has no SFTP subsystem: files go over the command channel instead.
+        self._sftp_off = False
+        # Printed by each command first, on both streams: what comes before it is a login
+        # shell's chatter (a banner or greeting in ~/.bashrc, ~/.zshenv) and is dropped.
+        self._start_mark = f"--localai-start-{secrets.token_hex(8)}--"
         self.warnings: list[str] = []
 
     # --- connecting -----------------------------------------------------------------------
@@ -386,6 +391,24 @@ class SSHConnector(Connector):
             self._sftp = self._require().open_sftp()
         return self._sftp
 
+    def _has_sftp(self) -> bool:
+        """Can files go over SFTP? A host whose sshd has no SFTP subsystem (`Subsystem sftp`
+        left out of sshd_config) refuses the session while the connection stays up: files
+        then go over the command channel (_put_by_command), as the first byte of a command's
+        stdin, with no loss but SFTP's pipelining."""
+        if self._sftp is not None:
+            return True
+        if self._sftp_off:
+            return False
+        try:
+            self._sftp_client()
+        except (OSError, EOFError, paramiko.SSHException):
+            if not self._transport_alive():
+                return True  # a lost connection: the upload reports it as such
+            self._sftp_off = True
+            return False
+        return True
+
     def run(
         self,
         command: str,
@@ -393,19 +416,35 @@ class SSHConnector(Connector):
         timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
         stdin: bytes | None = None,
     ) -> CommandResult:
+        start = time.perf_counter()
+        exit_status, out, err = self._run_raw(command, timeout, stdin)
+        return CommandResult(
+            command=command,
+            exit_status=exit_status,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            duration_s=time.perf_counter() - start,
+        )
+
+    def _run_raw(
+        self, command: str, timeout: float, stdin: bytes | BinaryIO | None
+    ) -> tuple[int, bytes, bytes]:
+        """Run ``command``: its exit status, stdout and stderr as bytes, a login shell's
+        chatter before the command's own output left out."""
         client = self._require()
         self.commands_run += 1
-        start = time.perf_counter()
         limit = max(1, round(timeout))
         out: list[bytes] = []
         err: list[bytes] = []
+        mark = shell.quote(self._start_mark)
+        sent = f"printf '%s\\n' {mark}; printf '%s\\n' {mark} >&2; {command}"
         try:
             transport = client.get_transport()
             if transport is None or not transport.is_active():
                 raise paramiko.SSHException("SSH session not active")
             channel = transport.open_session(timeout=limit)
             try:
-                exit_status = _exec(channel, command, stdin, time.monotonic() + limit, out, err)
+                exit_status = _exec(channel, sent, stdin, time.monotonic() + limit, out, err)
             finally:
                 channel.close()
         except _CommandTimeout:
@@ -414,7 +453,7 @@ class SSHConnector(Connector):
                 host=self.host.name,
                 message=f"the command did not finish within {timeout:g} s",
                 command=command,
-                output_tail=_tail(_text(out) + _text(err)),
+                output_tail=_tail(_text([self._after_mark(out), self._after_mark(err)])),
                 hint="the host may be overloaded or the step may hang; check it by hand",
             ) from None
         except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -426,17 +465,21 @@ class SSHConnector(Connector):
                 command=command,
                 hint="run again; if it repeats, check the host's network and sshd",
             ) from None
-        return CommandResult(
-            command=command,
-            exit_status=exit_status,
-            stdout=_text(out),
-            stderr=_text(err),
-            duration_s=time.perf_counter() - start,
-        )
+        return exit_status, self._after_mark(out), self._after_mark(err)
+
+    def _after_mark(self, chunks: list[bytes]) -> bytes:
+        data = b"".join(chunks)
+        mark = self._start_mark.encode("ascii") + b"\n"
+        at = data.find(mark)
+        return data[at + len(mark) :] if at >= 0 else data
 
     def put(self, data: bytes, path: str, mode: int = 0o644) -> None:
+        if not self._has_sftp():
+            self._put_by_command(path, mode, io.BytesIO(data), len(data))
+            return
+
         def write(sftp: paramiko.SFTPClient, tmp: str) -> None:
-            with sftp.open(tmp, "wb") as f:
+            with _create_private(sftp, tmp) as f:
                 f.set_pipelined(True)
                 f.write(data)
 
@@ -444,13 +487,30 @@ class SSHConnector(Connector):
         self.bytes_sent += len(data)
 
     def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
+        size = local_path.stat().st_size
+        if not self._has_sftp():
+            with open(local_path, "rb") as src:
+                self._put_by_command(path, mode, src, size)
+            return
+
         def copy(sftp: paramiko.SFTPClient, tmp: str) -> None:
-            sftp.put(str(local_path), tmp, confirm=True)
+            with open(local_path, "rb") as src, _create_private(sftp, tmp) as out:
+                out.set_pipelined(True)
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    out.write(chunk)
+            arrived = sftp.stat(tmp).st_size
+            if arrived != size:
+                raise OSError(f"{arrived} of {size} bytes arrived")
 
         self._upload_atomic(path, mode, copy, f"cannot copy {local_path} to {path}")
-        self.bytes_sent += local_path.stat().st_size
+        self.bytes_sent += size
 
     def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+        if not self._has_sftp():
+            with open(local_path, "rb") as src:
+                src.seek(offset)
+                self._append_by_command(path, offset, src, local_path.stat().st_size - offset)
+            return
         sent = 0
         try:
             sftp = self._sftp_client()
@@ -477,8 +537,10 @@ class SSHConnector(Connector):
         upload: Callable[[paramiko.SFTPClient, str], None],
         failure: str,
     ) -> None:
-        """Upload to a temporary name beside the target, set its mode, rename it over."""
-        tmp = posixpath.join(posixpath.dirname(path), f".localai-tmp-{secrets.token_hex(6)}")
+        """Upload to a temporary name beside the target (created 0600: no moment exists
+        when a file that may hold secrets is readable by others), set its mode, rename it
+        over."""
+        tmp = self._tmp_beside(path)
         try:
             sftp = self._sftp_client()
             upload(sftp, tmp)
@@ -486,6 +548,49 @@ class SSHConnector(Connector):
             sftp.posix_rename(tmp, path)
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self._upload_failed(path, exc, failure, tmp, remove_always=True)
+
+    @staticmethod
+    def _tmp_beside(path: str) -> str:
+        return posixpath.join(posixpath.dirname(path), f".localai-tmp-{secrets.token_hex(6)}")
+
+    def _put_by_command(self, path: str, mode: int, source: BinaryIO, size: int) -> None:
+        """put() without SFTP: the bytes are the stdin of `cat` writing a temporary file
+        beside the target, created 0600 (umask 077) from its first byte, then given its mode
+        and renamed over the target."""
+        tmp = shell.quote(self._tmp_beside(path))
+        command = (
+            f"umask 077 && cat > {tmp} && chmod {mode:o} {tmp} && "
+            f"mv -f {tmp} {shell.quote(path)} || {{ rm -f {tmp}; exit 1; }}"
+        )
+        self._send_by_command(path, command, source, size)
+
+    def _append_by_command(self, path: str, offset: int, source: BinaryIO, size: int) -> None:
+        """append_file() without SFTP: the file is cut at ``offset`` (dd with no input
+        truncates its output there), then the rest is appended."""
+        target = shell.quote(path)
+        cut = f"dd if=/dev/null of={target} bs=1 seek={offset} 2>/dev/null && " if offset else ""
+        command = f"umask 077 && {cut}cat {'>>' if offset else '>'} {target}"
+        self._send_by_command(path, command, source, size)
+
+    def _send_by_command(self, path: str, command: str, source: BinaryIO, size: int) -> None:
+        exit_status, _, err = self._run_raw(
+            command, max(DEFAULT_COMMAND_TIMEOUT_S, size / 1e6), source
+        )
+        if exit_status != 0:
+            free = self._free_bytes(posixpath.dirname(path))
+            full = free is not None and free < _DISK_FULL_BYTES
+            raise CommandError(
+                host=self.host.name,
+                message=f"cannot write {path} (sent over the command channel: this host's "
+                "sshd has no SFTP subsystem)"
+                + (f"; the disk is full, {_megabytes(free)} free there" if full else ""),
+                command=f"cat > {path}",
+                exit_status=exit_status,
+                output_tail=_tail(err.decode("utf-8", "replace")),
+                hint="check that the folder exists and is writable and the disk is not full; "
+                "run apply again",
+            )
+        self.bytes_sent += size
 
     def _upload_failed(
         self,
@@ -541,12 +646,40 @@ class SSHConnector(Connector):
             return None
 
     def get(self, path: str) -> bytes:
+        if not self._has_sftp():
+            exit_status, out, err = self._run_raw(f"cat {shell.quote(path)}", 600.0, None)
+            if exit_status != 0:
+                reason = err.decode("utf-8", "replace").strip()
+                raise CommandError(host=self.host.name, message=f"cannot read {path}: {reason}")
+            return out
         buffer = io.BytesIO()
         try:
             self._sftp_client().getfo(path, buffer)
         except (OSError, paramiko.SSHException) as exc:
             raise CommandError(host=self.host.name, message=f"cannot read {path}: {exc}") from None
         return buffer.getvalue()
+
+
+def _create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
+    """sftp.open(path, "wb"), except that the file is created with mode 0600 and must not
+    exist yet. paramiko's open() sends no mode, so the server creates the file 0666 less its
+    umask (0644): readable by everyone until a chmod, with the secrets of server.json in it.
+    The mode goes in the open request itself, as the SFTP protocol allows (OpenSSH's
+    sftp-server honours it); EXCL refuses a file or link planted at the name beforehand."""
+    attrs = paramiko.SFTPAttributes()
+    attrs.st_mode = 0o600
+    flags = (
+        paramiko.sftp.SFTP_FLAG_WRITE
+        | paramiko.sftp.SFTP_FLAG_CREATE
+        | paramiko.sftp.SFTP_FLAG_TRUNC
+        | paramiko.sftp.SFTP_FLAG_EXCL
+    )
+    # What SFTPClient.open does, with the attributes filled in (paramiko keeps it private).
+    request: Callable[..., tuple[int, paramiko.Message | None]] = sftp._request  # type: ignore[attr-defined]
+    kind, msg = request(paramiko.sftp.CMD_OPEN, path, flags, attrs)
+    if kind != paramiko.sftp.CMD_HANDLE or msg is None:
+        raise paramiko.SFTPError("Expected handle")
+    return paramiko.SFTPFile(sftp, msg.get_binary(), "wb")
 
 
 # Less than this free after a failed upload: the upload filled the disk.
@@ -567,7 +700,7 @@ _POLL_S = 0.2  # how often stderr is drained while stdout is quiet
 def _exec(
     channel: paramiko.Channel,
     command: str,
-    stdin: bytes | None,
+    stdin: bytes | BinaryIO | None,
     deadline: float,
     out: list[bytes],
     err: list[bytes],
@@ -577,8 +710,11 @@ def _exec(
     packet), stderr drained between reads."""
     channel.settimeout(max(1.0, deadline - time.monotonic()))
     channel.exec_command(command)
-    if stdin:
+    if isinstance(stdin, bytes):
         channel.sendall(stdin)
+    elif stdin is not None:  # a file (an upload without SFTP): streamed, never read whole
+        for chunk in iter(lambda: stdin.read(1 << 20), b""):
+            channel.sendall(chunk)
     channel.shutdown_write()  # EOF: a command that reads stdin gets no more
     channel.settimeout(_POLL_S)
     for recv, into in ((channel.recv, out), (channel.recv_stderr, err)):

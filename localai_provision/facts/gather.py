@@ -10,7 +10,7 @@ from importlib import resources
 
 from localai_provision import roothelper, shell
 from localai_provision.connectors.base import Connector
-from localai_provision.errors import CommandError, HostError
+from localai_provision.errors import HostError
 from localai_provision.facts.model import Facts
 from localai_provision.facts.parse import FactsFormatError, parse_facts
 from localai_provision.layout import (
@@ -117,16 +117,17 @@ def gather(connector: Connector, spec: HostSpec, doctor: bool = False) -> Facts:
             "python3 are both missing",
             command=shown,
             exit_status=result.exit_status,
-            output_tail=result.tail(),
+            output_tail=_errors_only(result.stderr),
             hint="install Python 3 on the host (see docs/macos.md) or fix `python`",
         )
     if not result.ok:
-        raise CommandError.of(
-            spec.name,
-            "gather",
-            "the facts script failed",
-            shown,
-            result,
+        raise HostError(
+            host=spec.name,
+            step="gather",
+            message="the facts script failed",
+            command=shown,
+            exit_status=result.exit_status,
+            output_tail=_errors_only(result.stderr),
             hint="run it again; if it repeats, report it with this output",
         )
     try:
@@ -136,9 +137,16 @@ def gather(connector: Connector, spec: HostSpec, doctor: bool = False) -> Facts:
         raise HostError(
             host=spec.name,
             step="gather",
-            message=str(exc),
+            message=f"{exc} ({len(result.stdout)} characters on stdout, not shown)",
             command=shown,
-            output_tail=result.tail(),
-            hint="something on the host prints to stdout at login (a shell profile?); "
-            "keep non-interactive logins quiet",
+            output_tail=_errors_only(result.stderr),
+            hint="something on the host prints to stdout in place of the facts (a `python` "
+            "wrapper, a shell profile that runs programs?); keep non-interactive logins quiet",
         ) from None
+
+
+def _errors_only(stderr: str, lines: int = 10) -> str:
+    """What an error about the facts command shows of its output: the last lines of stderr
+    (Python's traceback, a shell's complaint), never stdout, where the facts are: whatever
+    is there is not shown raw to the operator, in a log or a CI report."""
+    return "\n".join(stderr.rstrip().splitlines()[-lines:])

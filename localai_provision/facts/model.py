@@ -44,10 +44,27 @@ class VenvFacts:
     shims: dict[str, str] = field(default_factory=dict)  # localai_* file -> sha256
     # canonical name -> a file its RECORD lists that is gone (a half-installed package)
     half_installed: dict[str, str] = field(default_factory=dict)
+    # The tool made this venv (its marker, or the completeness marker of older versions):
+    # only then may apply delete it to rebuild it.
+    owned: bool = True
+    empty: bool = False
 
     @property
     def usable(self) -> bool:
         return self.exists and self.python_exists
+
+
+@dataclass(frozen=True)
+class ServerConfigFacts:
+    """PREFIX/server.json as the host describes it. Never the environment's values (they
+    may be secrets): each is a digest salted with ``salt``, which the controller computes
+    for the value it wants (layout.env_digest) to tell which variables differ."""
+
+    readable: bool  # False: the file is there but is not the JSON apply writes
+    hash: str | None = None  # layout.config_hash of argv and env, as apply wrote it
+    argv: tuple[str, ...] | None = None
+    salt: str = ""
+    env: dict[str, str | None] = field(default_factory=dict)  # name -> digest of its value
 
 
 @dataclass(frozen=True)
@@ -235,8 +252,7 @@ class Facts:
     prefix_exists: bool
     hf_home: str  # absolute
     venv: VenvFacts
-    server_config: dict[str, Any] | None  # prefix/server.json as written by the last apply
-    server_config_raw: str | None
+    server_config: ServerConfigFacts | None  # prefix/server.json, as the last apply wrote it
     service: ServiceFacts
     port_open: bool
     endpoints: tuple[EndpointFacts, ...]

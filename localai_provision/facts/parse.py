@@ -26,6 +26,7 @@ from localai_provision.facts.model import (
     PullReport,
     PullTimerFacts,
     PythonFacts,
+    ServerConfigFacts,
     ServerProcess,
     ServiceFacts,
     SystemFacts,
@@ -34,6 +35,9 @@ from localai_provision.facts.model import (
 from localai_provision.site.model import ModelSpec, canonical_package_name
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+# The lines facts/remote.py prints around its JSON (its BEGIN and END).
+FRAME_BEGIN = "--- localai facts begin ---"
+FRAME_END = "--- localai facts end ---"
 
 
 class FactsFormatError(ValueError):
@@ -472,10 +476,45 @@ def _json_or_none(text: str | None) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def parse_server_config(raw: Any) -> ServerConfigFacts | None:
+    """The facts script's summary of PREFIX/server.json (never its values)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw.get("readable"):
+        return ServerConfigFacts(readable=False)
+    argv = raw.get("argv")
+    env = raw.get("env")
+    env = env if isinstance(env, dict) else {}
+    return ServerConfigFacts(
+        readable=True,
+        hash=_str_or_none(raw.get("hash")),
+        argv=tuple(str(a) for a in argv) if isinstance(argv, list) else None,
+        salt=str(raw.get("salt") or ""),
+        env={str(k): _str_or_none(v) for k, v in env.items()},
+    )
+
+
+def framed(output: str) -> str:
+    """The facts script's JSON, from between its BEGIN and END lines: what a login banner,
+    a chatty shell profile or a `python` wrapper prints around them is left out. Output with
+    no frame at all is taken whole (recorded outputs of earlier versions)."""
+    lines = output.splitlines()
+    ends = [i for i, line in enumerate(lines) if line.strip() == FRAME_END]
+    if not ends:
+        if any(line.strip() == FRAME_BEGIN for line in lines):
+            raise FactsFormatError("the facts script's output was cut short (no end line)")
+        return output
+    end = ends[-1]
+    begins = [i for i, line in enumerate(lines[:end]) if line.strip() == FRAME_BEGIN]
+    if not begins:
+        raise FactsFormatError("the facts script's output has an end line but no begin line")
+    return "\n".join(lines[begins[-1] + 1 : end])
+
+
 def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
     """The whole document printed by facts/remote.py."""
     try:
-        doc = json.loads(output)
+        doc = json.loads(framed(output))
     except json.JSONDecodeError as exc:
         raise FactsFormatError(f"the facts script printed no JSON ({exc.msg})") from None
     if not isinstance(doc, dict) or doc.get("v") != 1:
@@ -521,6 +560,8 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         site_packages=tuple(venv_raw.get("site_packages") or ()),
         shims=dict(venv_raw.get("shims") or {}),
         half_installed=parse_half_installed(venv_raw.get("half_installed") or {}),
+        owned=bool(venv_raw.get("owned") or venv_raw.get("complete")),
+        empty=bool(venv_raw.get("empty")),
     )
     svc_raw = doc.get("service") or {}
     pid_text = (svc_raw.get("pid_file") or "").strip()
@@ -552,8 +593,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         prefix_exists=bool(prefix.get("exists")),
         hf_home=str(doc.get("hf_home", "")),
         venv=venv,
-        server_config=_json_or_none(doc.get("server_config")),
-        server_config_raw=doc.get("server_config"),
+        server_config=parse_server_config(doc.get("server_config")),
         service=service,
         port_open=bool(doc.get("port_open")),
         endpoints=tuple(parse_endpoint(e) for e in doc.get("http") or []),

@@ -8,7 +8,11 @@
 # - print raw material (file contents, directory names, `ps` text) and leave interpretation to
 #   the pure parsers in localai_provision/facts/parse.py, which are tested with recorded
 #   outputs from Linux and macOS;
-# - never print secrets: of the server's environment only LOCALAI_CONFIG_HASH is read;
+# - never print secrets: of the server's environment only LOCALAI_CONFIG_HASH is read, and
+#   of PREFIX/server.json (which holds the environment's values) only the hash, the argv,
+#   the variables' names and a salted digest of each value (server_config_section);
+# - frame the output: the JSON is printed between BEGIN and END lines, so that whatever a
+#   login shell or a `python` wrapper prints around it is told apart and ignored;
 # - import little: the script runs once per host per check, and on a loopback fleet of 100
 #   its imports were a third of its CPU. json (through re and enum) and socket are replaced
 #   by their C parts (_json, _socket) below, with the modules themselves as the fallback.
@@ -24,6 +28,9 @@ except ImportError:  # not CPython: the json module then
 import _socket
 
 MAX_TEXT = 256 * 1024
+# The lines around the JSON (facts/parse.py reads between them).
+BEGIN = "--- localai facts begin ---"
+END = "--- localai facts end ---"
 
 
 def read_text(path, limit=MAX_TEXT):
@@ -338,6 +345,9 @@ def venv_section(venv):
         "python_exists": os.path.exists(python),  # False for a dangling symlink too
         # Written last when the tool builds a venv: its absence means an interrupted build.
         "complete": os.path.exists(os.path.join(venv, ".localai-complete")),
+        # Written first: the venv is the tool's own, which it may delete and rebuild.
+        "owned": os.path.exists(os.path.join(venv, ".localai-owned")),
+        "empty": listdir(venv) == [],
         "pyvenv_cfg": read_text(os.path.join(venv, "pyvenv.cfg")),
         "dist_infos": dist_infos,
         "half_installed": half_installed,
@@ -371,8 +381,7 @@ def missing_file(site, dist_info):
     return None
 
 
-def shim_hashes(site):
-    """sha256 of the tool's own files in site-packages (the start-up shim), by name."""
+def sha256_type():
     try:  # the builtin module: hashlib would load OpenSSL's (2-3 ms)
         from _sha256 import sha256
     except ImportError:
@@ -380,7 +389,12 @@ def shim_hashes(site):
             from _sha2 import sha256  # Python 3.12 and later
         except ImportError:
             from hashlib import sha256
+    return sha256
 
+
+def shim_hashes(site):
+    """sha256 of the tool's own files in site-packages (the start-up shim), by name."""
+    sha256 = sha256_type()
     found = {}
     for name in listdir(site) or []:
         if name.startswith("localai_") and not name.endswith(".pyc"):
@@ -390,6 +404,44 @@ def shim_hashes(site):
             except OSError:
                 pass
     return found
+
+
+def env_digest(salt, name, value):
+    """A value of the server's environment as it may leave the host: sha256 of a fresh random
+    salt, the name and the value (layout.env_digest computes the same on the controller).
+    Salted per run: no digest is seen twice, so none can be looked up or compared between
+    runs or hosts."""
+    data = "\0".join((salt, name, value)).encode("utf-8", "surrogatepass")
+    return sha256_type()(data).hexdigest()
+
+
+def server_config_section(path):
+    """What the controller compares of PREFIX/server.json, and nothing it could leak: the
+    file holds the server's environment, secrets included. The configuration's hash and
+    argv (no secret is ever an argument: secrets are environment values), the environment's
+    names, and a salted digest of each value."""
+    text = read_text(path, 1024 * 1024)
+    if text is None:
+        return None
+    try:
+        data = json_loads(text)
+    except Exception:  # noqa: BLE001 - a damaged file: said so, never shown
+        data = None
+    if not isinstance(data, dict):
+        return {"readable": False}
+    argv = data.get("argv")
+    env = data.get("env")
+    salt = os.urandom(16).hex()
+    return {
+        "readable": True,
+        "hash": data.get("hash") if isinstance(data.get("hash"), str) else None,
+        "argv": [a for a in argv if isinstance(a, str)] if isinstance(argv, list) else None,
+        "salt": salt,
+        "env": {
+            str(name): env_digest(salt, str(name), value) if isinstance(value, str) else None
+            for name, value in (env.items() if isinstance(env, dict) else ())
+        },
+    }
 
 
 def portaudio_present():
@@ -615,7 +667,7 @@ def main():
         ),
     }
     section("venv", venv_section, os.path.join(prefix, "venv"))
-    out["server_config"] = read_text(os.path.join(prefix, "server.json"))
+    section("server_config", server_config_section, os.path.join(prefix, "server.json"))
     out["state"] = read_text(os.path.join(prefix, "state.json"))
     out["lock"] = read_text(os.path.join(prefix, "lock", "owner.json"), 4096)
     is_mac = out.get("system", {}).get("sysname") == "Darwin"
@@ -657,7 +709,9 @@ def main():
     except OSError as exc:
         out["errors"]["disk"] = str(exc)
     out["elapsed_ms"] = (time.perf_counter() - started) * 1000
-    sys.stdout.write(json_dumps(out))
+    # A line of its own before and after: text printed before (a login banner, a chatty
+    # shell profile, a `python` wrapper) or after never mixes with the JSON.
+    sys.stdout.write("\n%s\n%s\n%s\n" % (BEGIN, json_dumps(out), END))
 
 
 main()

@@ -72,13 +72,24 @@ def settle(path, digest, size, h):
     return None
 
 
+OWNED = ".localai-owned"  # in a folder the tool made: only there does `keep` delete
+
+
 def list_dir(cfg):
-    if cfg.get("create"):
-        os.makedirs(cfg["dir"], exist_ok=True)
+    folder = cfg["dir"]
     keep = cfg.get("keep")
-    if keep is not None:
-        wanted = set(keep) | set(name + PARTIAL for name in keep)
-        for name in os.listdir(cfg["dir"]):
+    if cfg.get("create"):
+        os.makedirs(folder, exist_ok=True)
+        try:
+            if keep is not None and not os.listdir(folder):  # new: the tool's own from now on
+                open(os.path.join(folder, OWNED), "a").close()
+        except OSError:
+            pass
+    # Files not in `keep` go only from a folder the tool made: a folder of the same name
+    # that was there before (a prefix shared with other things) keeps every file it had.
+    if keep is not None and os.path.exists(os.path.join(folder, OWNED)):
+        wanted = set(keep) | set(name + PARTIAL for name in keep) | {OWNED}
+        for name in os.listdir(folder):
             if name not in wanted:
                 try:
                     os.unlink(os.path.join(cfg["dir"], name))

@@ -77,6 +77,9 @@ class TestHost:
     config_path: Path
     log_path: Path
     address: str = LOOPBACK
+    # sshd's `Subsystem sftp` line for this host (None: no SFTP at all); a test changes it,
+    # then restarts the host (stop_host/start_host) and sets it back when done.
+    sftp: str | None = "internal-sftp"
 
 
 class SSHFleet:
@@ -372,7 +375,7 @@ class SSHFleet:
                     "UseDNS no",
                     "LogLevel VERBOSE",
                     # fabric's put()/get() need SFTP; internal-sftp needs no helper binary.
-                    "Subsystem sftp internal-sftp",
+                    *([f"Subsystem sftp {host.sftp}"] if host.sftp else []),
                     # Lets a test give one host its own PATH (~/.ssh/environment): the macOS
                     # stand-ins (tests/support/macos.py) are found first that way.
                     "PermitUserEnvironment yes",

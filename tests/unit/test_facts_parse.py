@@ -31,6 +31,26 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 MACOS = FIXTURES / "macos"
 
 
+def remote_functions() -> dict[str, Any]:
+    """The facts script's functions, without running its main()."""
+    from localai_provision.facts.gather import remote_script
+
+    namespace: dict[str, Any] = {}
+    exec(compile(remote_script().split("\ndef main():")[0], "remote.py", "exec"), namespace)
+    return namespace
+
+
+def host_summary(config: dict[str, Any]) -> dict[str, Any]:
+    """What the facts script sends of a PREFIX/server.json holding ``config``."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "server.json"
+        path.write_text(json.dumps(config))
+        summary: dict[str, Any] = remote_functions()["server_config_section"](str(path))
+    return summary
+
+
 def linux_doc() -> dict[str, Any]:
     data: dict[str, Any] = json.loads((FIXTURES / "facts-linux.json").read_text())
     return data
@@ -237,7 +257,8 @@ def test_whole_linux_document() -> None:
         "mlx-omni-server": "0.5.1",
         "torch": "2.13.0+cpu",
     }
-    assert facts.server_config is not None and facts.server_config["hash"]
+    assert facts.server_config is not None and facts.server_config.hash
+    assert facts.server_config.env.keys() == {"HF_HOME"}
     assert facts.models[0].complete and facts.models[0].commit == COMMIT
     assert facts.state is not None and facts.state["tool_version"] == "0.1.0"
 
@@ -465,3 +486,135 @@ def test_the_facts_script_finds_a_half_installed_package(tmp_path: Path) -> None
         "norecord-1.0.dist-info": "norecord-1.0.dist-info/RECORD",
         "whole-1.0.dist-info": None,
     }
+
+
+SECRET = "hf_NeverLeavesTheHost_41c9"
+
+
+def _run_facts_script(tmp_path: Path, env: dict[str, str]) -> str:
+    """The facts script, run here on a made-up prefix whose server.json holds ``env``."""
+    import subprocess
+    import sys
+
+    from localai_provision.facts.gather import remote_script
+
+    prefix = tmp_path / "prefix"
+    prefix.mkdir()
+    argv = ["/p/venv/bin/mlx-omni-server", "--port", "1"]
+    (prefix / "server.json").write_text(json.dumps({"argv": argv, "env": env, "hash": "h1"}))
+    config = {
+        "prefix": str(prefix),
+        "hf_home": str(tmp_path / "hf"),
+        "python": sys.executable,
+        "service": "process",
+        "server_host": "127.0.0.1",
+        "port": 9,
+        "endpoints": [],
+        "models": [],
+        "timeout": 0.2,
+        "launchd": None,
+        "macos_settings": None,
+        "pull": None,
+    }
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", remote_script(), json.dumps(config)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout
+
+
+@pytest.mark.hostile
+def test_the_facts_script_sends_no_value_of_server_json(tmp_path: Path) -> None:
+    """server.json holds the server's environment, secrets included: the script sends its
+    hash, argv, the variables' names and salted digests, never a value; a value differs
+    from another in its digest, and the same value gets another digest on every run."""
+    output = _run_facts_script(tmp_path, {"HF_TOKEN": SECRET, "PLAIN": "visible-value"})
+    assert SECRET not in output and "visible-value" not in output
+    facts = parse_facts("h", output, [])
+    config = facts.server_config
+    assert config is not None and config.readable and config.hash == "h1"
+    assert config.argv == ("/p/venv/bin/mlx-omni-server", "--port", "1")
+    assert set(config.env) == {"HF_TOKEN", "PLAIN"}
+    from localai_provision.layout import env_digest
+
+    assert config.env["HF_TOKEN"] == env_digest(config.salt, "HF_TOKEN", SECRET)
+    assert config.env["HF_TOKEN"] != env_digest(config.salt, "HF_TOKEN", SECRET + "x")
+    (tmp_path / "prefix").rename(tmp_path / "first")
+    again = parse_facts("h", _run_facts_script(tmp_path, {"HF_TOKEN": SECRET}), [])
+    assert again.server_config is not None
+    assert again.server_config.env["HF_TOKEN"] != config.env["HF_TOKEN"]
+
+
+def test_a_damaged_server_json_is_reported_not_shown(tmp_path: Path) -> None:
+    namespace = remote_functions()
+    path = tmp_path / "server.json"
+    path.write_text('{"env": {"HF_TOKEN": "' + SECRET)  # cut short
+    summary = namespace["server_config_section"](str(path))
+    assert summary == {"readable": False}
+    assert namespace["server_config_section"](str(tmp_path / "none.json")) is None
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("Welcome to mini-01!\nLast login: today\n", ""),
+        ('\x1b[2J\x1b[Hbanner\n{"v": 1}\n', "bye from .bash_logout\n"),
+        ("python wrapper: using pyenv 3.11\n", "\n--- localai facts begin ---\n"),
+        ("", "wrapper done\n"),
+    ],
+)
+def test_chatter_around_the_framed_facts_is_ignored(
+    tmp_path: Path, before: str, after: str
+) -> None:
+    """A login banner, a chatty shell profile or a `python` wrapper printing around the
+    facts: what is between the script's begin and end lines is read, the rest ignored."""
+    output = _run_facts_script(tmp_path, {"HF_TOKEN": SECRET})
+    facts = parse_facts("h", before + output + after, [])
+    assert facts.server_config is not None and facts.server_config.hash == "h1"
+
+
+def test_framing_markers_are_the_scripts_own() -> None:
+    from localai_provision.facts.parse import FRAME_BEGIN, FRAME_END
+
+    namespace = remote_functions()
+    assert (namespace["BEGIN"], namespace["END"]) == (FRAME_BEGIN, FRAME_END)
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize(
+    "stdout",
+    [
+        '--- localai facts begin ---\n{"server_config": "' + SECRET,  # cut short
+        "Welcome!\n" + json.dumps({"env": {"HF_TOKEN": SECRET}}),  # no frame, no facts
+        "--- localai facts begin ---\nnot json " + SECRET + "\n--- localai facts end ---\n",
+    ],
+)
+def test_unusable_facts_output_is_an_error_that_shows_none_of_it(stdout: str) -> None:
+    """When the output still cannot be read, the error says so and how much came, and shows
+    stderr's last lines only (a traceback), never stdout: it could hold anything."""
+    from localai_provision.connectors.base import CommandResult, Connector
+    from localai_provision.errors import HostError
+    from localai_provision.facts.gather import gather
+    from localai_provision.site.model import HostSpec
+
+    class Canned(Connector):
+        def open(self) -> None: ...
+        def close(self) -> None: ...
+        def run(self, command: str, *, timeout: float = 0, stdin: bytes | None = None) -> Any:
+            return CommandResult(command, 0, stdout, "a line on stderr\n", 0.0)
+
+        def put(self, data: bytes, path: str, mode: int = 0o644) -> None: ...
+        def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None: ...
+        def append_file(self, local_path: Path, path: str, offset: int = 0) -> None: ...
+        def get(self, path: str) -> bytes:
+            return b""
+
+    spec = HostSpec(name="h", address="localhost")
+    with pytest.raises(HostError) as caught:
+        gather(Canned(spec), spec)
+    error = caught.value
+    assert SECRET not in str(error) and SECRET not in json.dumps(error.as_dict())
+    assert "not shown" in error.message and error.output_tail == "a line on stderr"

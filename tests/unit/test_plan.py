@@ -12,7 +12,7 @@ from localai_provision.facts.parse import parse_facts
 from localai_provision.plan import desired_config, desired_shim, plan, plan_warnings
 from localai_provision.site import parse_site
 from localai_provision.site.model import HostSpec
-from tests.unit.test_facts_parse import linux_doc
+from tests.unit.test_facts_parse import host_summary, linux_doc
 
 SITE = """
 version: 1
@@ -42,7 +42,7 @@ def in_sync_doc() -> dict[str, Any]:
     doc = linux_doc()
     spec = spec_with()
     config = desired_config(spec, parse_facts("mini-01", json.dumps(doc), spec.models))
-    doc["server_config"] = json.dumps(config)
+    doc["server_config"] = host_summary(config)
     doc["venv"]["shims"] = desired_shim()
     doc["service"] = {
         "kind": "auto",
@@ -93,6 +93,14 @@ def _set(path: str, value: Any) -> Mutate:
         for key in keys[:-1]:
             target = target[key]
         target[keys[-1]] = value
+
+    return mutate
+
+
+def _both(*mutations: Mutate) -> Mutate:
+    def mutate(doc: dict[str, Any]) -> None:
+        for one in mutations:
+            one(doc)
 
     return mutate
 
@@ -170,7 +178,7 @@ CASES: list[tuple[str, Mutate, dict[str, str]]] = [
     ),
     (
         "venv-incomplete",
-        _set("venv.complete", False),
+        _both(_set("venv.complete", False), _set("venv.owned", True)),
         {
             "venv": "update",
             "package mlx-omni-server": "create",
@@ -228,6 +236,56 @@ def test_config_change_says_what_changed_but_not_secret_values() -> None:
     assert "arguments" in config.reason and "HF_TOKEN" in config.reason
     assert "hf_secret_value" not in json.dumps([c.as_dict() for c in changes])
     assert [c.resource for c in changes] == ["server-config", "service"]
+
+
+@pytest.mark.hostile
+@pytest.mark.parametrize("marker", [None, "complete", "owned"])
+def test_a_venv_the_tool_did_not_make_is_never_planned_for_deletion(marker: str | None) -> None:
+    """Another program's venv where the site's venv goes (a prefix that is not a dedicated
+    folder): apply would delete it to rebuild it. Refused, unless a marker says it is ours
+    (`.localai-owned`, written first; `.localai-complete` of older versions); an empty
+    folder is nobody's loss."""
+    doc = in_sync_doc()
+    doc["venv"]["complete"] = marker == "complete"
+    doc["venv"]["owned"] = marker == "owned"
+    changes = plan(spec_with(), parse_facts("mini-01", json.dumps(doc), spec_with().models))
+    venv = {c.action: c.reason for c in changes if c.resource == "venv"}
+    expected = {None: "fail", "complete": None, "owned": "update"}[marker]
+    assert list(venv) == ([expected] if expected else [])
+    if marker is None:
+        assert "not made by localai-provision" in venv["fail"]
+    doc["venv"]["empty"] = True
+    changes = plan(spec_with(), parse_facts("mini-01", json.dumps(doc), spec_with().models))
+    assert all(c.action != "fail" for c in changes)
+
+
+def test_config_difference_names_what_changed_from_digests_alone() -> None:
+    """The host sends no value of server.json's environment, only salted digests: plan still
+    tells which arguments and which variables changed, and shows no value."""
+    import os
+
+    os.environ["LOCALAI_TEST_PLAN_SECRET"] = "hf_from_env_secret"
+    text = SITE.replace(
+        "server: {port: 18999}",
+        "server:\n      port: 18999\n      extra_args: [--debug]\n      env:\n"
+        "        MODE: fast\n        HF_TOKEN: {from_env: LOCALAI_TEST_PLAN_SECRET}\n",
+    )
+    spec = parse_site(text, "s.yaml").hosts["mini-01"]
+    changes = plan(spec, parse_facts("mini-01", json.dumps(in_sync_doc()), spec.models))
+    reason = next(c for c in changes if c.resource == "server-config").reason
+    assert "--log-level info -> " in reason and "--debug" in reason
+    assert "environment HF_TOKEN added, MODE added" in reason
+    assert "hf_from_env_secret" not in json.dumps([c.as_dict() for c in changes])
+    # Same names, other values: a changed value is found through the digests.
+    doc = in_sync_doc()
+    config = desired_config(spec, parse_facts("mini-01", json.dumps(doc), spec.models))
+    env = dict(config["env"])  # type: ignore[call-overload]
+    env["MODE"], env["HF_TOKEN"] = "slow", "hf_old"
+    doc["server_config"] = host_summary({**config, "env": env, "hash": "old"})
+    reason = next(
+        c for c in plan(spec, parse_facts("mini-01", json.dumps(doc), spec.models))
+    ).reason
+    assert reason == "changed: environment HF_TOKEN changed, MODE changed"
 
 
 def test_package_versions_compare_exactly() -> None:
