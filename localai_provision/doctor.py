@@ -10,7 +10,6 @@ large model finds them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 from localai_provision.connectors.base import Connector, connector_for
 from localai_provision.facts.gather import gather, needs_root
@@ -19,23 +18,15 @@ from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, Host
 from localai_provision.layout import service_kind
 from localai_provision.lock import lock_for
 from localai_provision.plan import CLOCK_TOLERANCE_S, FAIL, ROOT_HELPER, plan
+from localai_provision.results import Check, DoctorReport, HostStatus
 from localai_provision.roothelper import HELPER_PATH, sudoers_line
 from localai_provision.site.model import HostSpec
 
-READY = "ready"
-BLOCKED = "blocked"
+READY = HostStatus.READY
+BLOCKED = HostStatus.BLOCKED
 # What a first apply writes: the server's venv (about 3 GB on macOS, 220 packages) and room
 # for uv's cache; a host with less fails in the middle of the packages step.
 VENV_BYTES = 4 * 1024**3
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    blocking: bool  # not ok and blocking: apply cannot work until it is fixed
-    detail: str
-    fix: str = ""
 
 
 def checks(spec: HostSpec, facts: Facts, sftp_error: str | None) -> list[Check]:
@@ -168,7 +159,7 @@ def doctor_job(fleet: Fleet, spec: HostSpec) -> HostResult:
         facts=facts,
         commands=1,
         connections=1,
-        details={"checks": [asdict(c) for c in found]},
+        details=DoctorReport(tuple(found)),
     )
 
 
@@ -179,3 +170,6 @@ def doctor_hosts(
     connector_factory: ConnectorFactory = connector_for,
 ) -> list[HostResult]:
     return Fleet(hosts, forks=forks, connector_factory=connector_factory).run(doctor_job)
+
+
+__all__ = ["BLOCKED", "READY", "Check", "checks", "doctor_hosts", "doctor_job"]

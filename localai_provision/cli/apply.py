@@ -9,7 +9,7 @@ from pathlib import Path
 
 from localai_provision import pull
 from localai_provision.cli.exits import EXIT_ERROR, EXIT_OK
-from localai_provision.cli.hostjson import host_json
+from localai_provision.cli.hostjson import apply_report, host_json
 from localai_provision.cli.progress import Progress
 from localai_provision.cli.pullreport import report_unreadable_site, write_pull_report
 from localai_provision.cli.render import Output, count, print_warnings, table
@@ -83,11 +83,9 @@ def run_apply(
 
 def apply_row(r: HostResult) -> tuple[str, ...]:
     """One host's row of apply's table."""
-    verify = r.details.get("verify", {})
-    models_ms = verify.get("/v1/models")
-    prewarm = ", ".join(
-        f"{p['model'].split('/')[-1]} {p['ms']:.0f} ms" for p in r.details.get("prewarm", [])
-    )
+    report = apply_report(r)
+    models_ms = report.verify.get("/v1/models")
+    prewarm = ", ".join(f"{p.model.split('/')[-1]} {p.ms:.0f} ms" for p in report.prewarm)
     return (
         r.name,
         r.status,

@@ -8,9 +8,10 @@ reports about the host (status, stop, doctor), spread into the object.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Literal
 
 from localai_provision.fleet import HostResult
+from localai_provision.results import ApplyReport
 
 View = Literal["plan", "drift", "apply", "details"]
 
@@ -44,16 +45,21 @@ VIEWS: dict[View, tuple[str, ...]] = {
 }
 
 
-def _differences(r: HostResult) -> list[dict[str, Any]]:
+def _differences(r: HostResult) -> list[dict[str, object]]:
     return [
         {"resource": c.resource, "expected": c.after, "actual": c.before, "reason": c.reason}
         for c in r.changes
     ]
 
 
-def _last_pull(r: HostResult) -> dict[str, Any] | None:
+def _last_pull(r: HostResult) -> dict[str, object] | None:
     report = r.facts.pull_report if r.facts else None
     return report.as_dict() if report else None
+
+
+def apply_report(r: HostResult) -> ApplyReport:
+    """apply's report of a host; empty for a host it did not reach or start."""
+    return r.details if isinstance(r.details, ApplyReport) else ApplyReport()
 
 
 FIELDS: dict[str, Callable[[HostResult], object]] = {
@@ -67,9 +73,9 @@ FIELDS: dict[str, Callable[[HostResult], object]] = {
     "error": lambda r: r.error.as_dict() if r.error else None,
     "elapsed_ms": lambda r: round(r.elapsed_ms, 1),
     "cost": lambda r: r.cost(),
-    "verify": lambda r: r.details.get("verify", {}),
-    "prewarm": lambda r: r.details.get("prewarm", []),
-    "steps": lambda r: r.details.get("steps", []),
+    "verify": lambda r: apply_report(r).as_json()["verify"],
+    "prewarm": lambda r: apply_report(r).as_json()["prewarm"],
+    "steps": lambda r: apply_report(r).as_json()["steps"],
 }
 
 
@@ -78,7 +84,8 @@ def host_json(result: HostResult, view: View) -> dict[str, object]:
     data: dict[str, object] = {}
     for key in VIEWS[view]:
         if key == "*details":
-            data.update(result.details)
+            if result.details is not None:
+                data.update(result.details.as_json())
         else:
             data[key] = FIELDS[key](result)
     return data

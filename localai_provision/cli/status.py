@@ -10,6 +10,7 @@ from localai_provision.cli.exits import EXIT_ERROR, EXIT_OK
 from localai_provision.cli.hostjson import host_json
 from localai_provision.cli.render import Output, duration, print_warnings, table
 from localai_provision.fleet import HostResult
+from localai_provision.results import DoctorReport, HostStatus, ServerStatus, StopReport
 from localai_provision.site import load_site, select_hosts
 
 STATUS_HEADER = (
@@ -33,27 +34,24 @@ def details_json(io: Output, results: Sequence[HostResult]) -> None:
 
 def status_row(r: HostResult) -> tuple[str, ...]:
     """One host's row of the status table."""
-    if r.failed:
-        return (r.name, r.status, "-", "-", "-", "-", "-", "-", "-", "-")
     d = r.details
-    last_pull = d.get("last_pull")
-    server = next(
-        (f"{n} {v}" for n, v in d["packages"].items() if n == "mlx-omni-server" and v),
-        "not installed",
-    )
-    loaded = d["models_loaded"]
-    latency = d["latency_ms"].get("/v1/models")
+    if r.failed or not isinstance(d, ServerStatus):
+        return (r.name, r.status, "-", "-", "-", "-", "-", "-", "-", "-")
+    version = d.server_version
+    loaded = d.models_loaded
+    latency = d.latency_ms.get("/v1/models")
+    last_pull = d.last_pull
     return (
         r.name,
         r.status,
-        str(d["pid"] or "-"),
-        duration(d["uptime_s"]),
-        str(d["port"]),
-        server,
-        ", ".join(d["models_listed"]) or "-",
+        str(d.pid or "-"),
+        duration(d.uptime_s),
+        str(d.port),
+        f"mlx-omni-server {version}" if version else "not installed",
+        ", ".join(d.models_listed) or "-",
         "n/a" if loaded is None else (", ".join(loaded) or "none"),
         f"{latency:.0f} ms" if latency is not None else "-",
-        f"{last_pull['result']} {last_pull['finished_at']}" if last_pull else "-",
+        f"{last_pull.result} {last_pull.finished_at}" if last_pull else "-",
     )
 
 
@@ -79,11 +77,11 @@ def doctor_lines(r: HostResult) -> list[str]:
     if r.failed:
         return [str(r.error)]
     lines = [f"{r.name}: {r.status}"]
-    for check in r.details["checks"]:
-        mark = "ok" if check["ok"] else ("BLOCKS" if check["blocking"] else "warn")
-        lines.append(f"  {mark:<6} {check['name']}: {check['detail']}")
-        if check["fix"] and not check["ok"]:
-            lines.append(f"         fix: {check['fix']}")
+    checks = r.details.checks if isinstance(r.details, DoctorReport) else ()
+    for check in checks:
+        lines.append(f"  {check.mark:<6} {check.name}: {check.detail}")
+        if check.fix and not check.ok:
+            lines.append(f"         fix: {check.fix}")
     return lines
 
 
@@ -105,7 +103,8 @@ def cmd_doctor(args: argparse.Namespace, io: Output) -> int:
 def stop_line(r: HostResult) -> str:
     if r.failed:
         return str(r.error)
-    was = "was running" if r.details.get("was_running") else "was not running"
+    was_running = isinstance(r.details, StopReport) and r.details.was_running
+    was = "was running" if was_running else "was not running"
     return f"{r.name}: {r.status} ({was})"
 
 
@@ -119,5 +118,5 @@ def cmd_stop(args: argparse.Namespace, io: Output) -> int:
     else:
         for r in results:
             io.line(stop_line(r))
-    failed = any(r.failed or r.status != "stopped" for r in results)
+    failed = any(r.failed or r.status != HostStatus.STOPPED for r in results)
     return EXIT_ERROR if failed else EXIT_OK
