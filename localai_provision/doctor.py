@@ -43,6 +43,16 @@ def checks(spec: HostSpec, facts: Facts, sftp_error: str | None) -> list[Check]:
     )
     if facts.python.found and "python" not in blocked:
         found.append(Check("python", True, False, f"{spec.python} is {facts.python.short_version}"))
+    found += _mac_checks(spec, facts, blocked)
+    found += _host_checks(facts, sftp_error)
+    return sorted(found, key=lambda c: (c.ok, not c.blocking))
+
+
+def _mac_checks(spec: HostSpec, facts: Facts, blocked: set[str]) -> list[Check]:
+    """A Mac's own: sudo for the root helper, the Command Line Tools, FileVault, memory,
+    the launchd domain (none on Linux)."""
+    found: list[Check] = []
+    system = facts.system
     mac = facts.mac
     if system.os == "macos" and mac is not None:
         if ROOT_HELPER not in blocked and needs_root(spec):
@@ -101,6 +111,12 @@ def checks(spec: HostSpec, facts: Facts, sftp_error: str | None) -> list[Check]:
                     "a headless Mac wants `launchd: {domain: system}`",
                 )
             )
+    return found
+
+
+def _host_checks(facts: Facts, sftp_error: str | None) -> list[Check]:
+    """Disk, SFTP and the clock, on every host."""
+    found: list[Check] = []
     if facts.disk_free_bytes is not None:
         needed = 0 if facts.venv.complete else VENV_BYTES
         enough = facts.disk_free_bytes >= needed + 1024**3
@@ -141,7 +157,7 @@ def checks(spec: HostSpec, facts: Facts, sftp_error: str | None) -> list[Check]:
                 "Time, or `sudo systemsetup -setusingnetworktime on`)",
             )
         )
-    return sorted(found, key=lambda c: (c.ok, not c.blocking))
+    return found
 
 
 def doctor_job(fleet: Fleet, spec: HostSpec) -> HostResult:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 import yaml
 
@@ -14,7 +13,7 @@ from localai_provision.site import load_site, select_hosts
 
 
 def cmd_validate(args: argparse.Namespace, io: Output) -> int:
-    reports: list[dict[str, Any]] = []
+    reports: list[dict[str, object]] = []
     failed = False
     for file in args.files:
         try:
