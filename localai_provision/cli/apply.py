@@ -16,6 +16,7 @@ from localai_provision.cli.render import Output, count, print_warnings, table
 from localai_provision.cli.sites import site_hosts
 from localai_provision.errors import SiteError, UsageError
 from localai_provision.fleet import SKIPPED, HostResult
+from localai_provision.results import HostStatus
 from localai_provision.site.model import HostSpec
 
 
@@ -130,15 +131,13 @@ def render_apply(
 
 
 def apply_summary(results: Sequence[HostResult]) -> dict[str, int]:
-    from localai_provision.apply import CHANGED, SKIPPED
-
     summary = {"hosts": len(results), "ok": 0, "changed": 0, "failed": 0, "skipped": 0}
     for r in results:
         if r.status == SKIPPED:
             summary["skipped"] += 1
         elif r.failed:
             summary["failed"] += 1
-        elif r.status == CHANGED:
+        elif r.status == HostStatus.CHANGED:
             summary["changed"] += 1
         else:
             summary["ok"] += 1

@@ -10,6 +10,7 @@ from pathlib import Path
 from localai_provision import pull
 from localai_provision.errors import LocalAIError, SiteError, UsageError
 from localai_provision.fleet import SKIPPED, HostResult
+from localai_provision.results import HostStatus
 from localai_provision.site.model import HostSpec
 
 
@@ -49,11 +50,13 @@ def write_pull_report(
     git: pull.GitOutcome | None,
     report_path: str,
 ) -> None:
-    from localai_provision.apply import CHANGED
-
     failed = result.failed or result.status == SKIPPED
     outcome = (
-        pull.FAILED if failed else pull.CHANGED if result.status == CHANGED else pull.CONVERGED
+        pull.FAILED
+        if failed
+        else pull.CHANGED
+        if result.status == HostStatus.CHANGED
+        else pull.CONVERGED
     )
     report = pull.build_report(
         host=spec.name,
