@@ -27,7 +27,6 @@ from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.fleet import (
     DEFAULT_FORKS,
-    ERROR,
     ConnectorFactory,
     Fleet,
     HostResult,
@@ -72,6 +71,7 @@ from localai_provision.plan import (
     plan_warnings,
     shim_pth,
 )
+from localai_provision.results import ApplyReport, HostStatus
 from localai_provision.services.base import ServiceManager, service_manager_for
 from localai_provision.services.launchd import LaunchdService
 from localai_provision.site.model import HUB_PREFIX, HostSpec, ModelSpec
@@ -85,11 +85,11 @@ from localai_provision.transfer import (
 from localai_provision.wheelhouse import BUILD_TOOLS, Wheel, tool_wheel, wheels_for
 
 # Apply statuses.
-OK = "ok"  # nothing to do
-CHANGED = "changed"
-FAILED = "failed"
-UNREACHABLE = "unreachable"
-SKIPPED = "skipped"
+OK = HostStatus.OK  # nothing to do
+CHANGED = HostStatus.CHANGED
+FAILED = HostStatus.FAILED
+UNREACHABLE = HostStatus.UNREACHABLE
+SKIPPED = HostStatus.SKIPPED
 
 INSTALL_TIMEOUT_S = 1800.0  # the real server's packages are several GB
 VENV_TIMEOUT_S = 300.0
@@ -1120,8 +1120,8 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
                     facts=facts,
                     commands=connector.commands_run,
                     connections=1,
+                    details=ApplyReport(verify=_verify_from_facts(facts)),
                 )
-                result.details = {"verify": _verify_from_facts(facts), "prewarm": []}
                 return result
             fleet.progress(spec.name, "taking the lock")
             waited, took_over = acquire_lock(connector, spec, facts.prefix, options.lock_wait_s)
@@ -1140,8 +1140,8 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
                             facts=facts,
                             commands=connector.commands_run,
                             connections=1,
+                            details=ApplyReport(verify=_verify_from_facts(facts)),
                         )
-                        result.details = {"verify": _verify_from_facts(facts), "prewarm": []}
                         return result
                 after = execute(
                     fleet,
@@ -1176,13 +1176,13 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
                 facts=after,
                 commands=connector.commands_run,
                 connections=1,
+                details=ApplyReport.from_log(log.verify, log.prewarm, log.steps),
             )
-            result.details = {"verify": log.verify, "prewarm": log.prewarm, "steps": log.steps}
             return result
         except HostError as exc:
             if not exc.step:
                 exc.step = log.current or "apply"
-            exc.details.setdefault("steps", log.steps)
+            exc.details.setdefault("report", ApplyReport.from_log({}, [], log.steps))
             exc.details.setdefault("changes", log.done)
             raise
         finally:
@@ -1192,7 +1192,7 @@ def apply_job_factory(options: ApplyOptions, distributor: Distributor | None = N
     return apply_job
 
 
-def _verify_from_facts(facts: Facts) -> dict[str, Any]:
+def _verify_from_facts(facts: Facts) -> dict[str, float]:
     return {e.path: round(e.ms, 1) for e in facts.endpoints if e.ms is not None}
 
 
@@ -1239,13 +1239,11 @@ def apply_hosts(
             connector_factory=connector_factory,
             progress=progress,
             max_fail=left,
+            error_status=FAILED,
         )
         if left == 0:
             fleet.stop_starting()
         batch_results = fleet.run(job)
-        for result in batch_results:
-            if result.status == ERROR:
-                result.status = FAILED
         failures += sum(1 for r in batch_results if r.failed)
         results += batch_results
     return sorted(results, key=lambda r: r.name)

@@ -10,7 +10,6 @@ large model finds them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 
 from localai_provision.connectors.base import Connector, connector_for
 from localai_provision.facts.gather import gather, needs_root
@@ -19,23 +18,15 @@ from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, Host
 from localai_provision.layout import service_kind
 from localai_provision.lock import lock_for
 from localai_provision.plan import CLOCK_TOLERANCE_S, FAIL, ROOT_HELPER, plan
+from localai_provision.results import Check, DoctorReport, HostStatus
 from localai_provision.roothelper import HELPER_PATH, sudoers_line
 from localai_provision.site.model import HostSpec
 
-READY = "ready"
-BLOCKED = "blocked"
+READY = HostStatus.READY
+BLOCKED = HostStatus.BLOCKED
 # What a first apply writes: the server's venv (about 3 GB on macOS, 220 packages) and room
 # for uv's cache; a host with less fails in the middle of the packages step.
 VENV_BYTES = 4 * 1024**3
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    ok: bool
-    blocking: bool  # not ok and blocking: apply cannot work until it is fixed
-    detail: str
-    fix: str = ""
 
 
 def checks(spec: HostSpec, facts: Facts, sftp_error: str | None) -> list[Check]:
@@ -52,6 +43,16 @@ def checks(spec: HostSpec, facts: Facts, sftp_error: str | None) -> list[Check]:
     )
     if facts.python.found and "python" not in blocked:
         found.append(Check("python", True, False, f"{spec.python} is {facts.python.short_version}"))
+    found += _mac_checks(spec, facts, blocked)
+    found += _host_checks(facts, sftp_error)
+    return sorted(found, key=lambda c: (c.ok, not c.blocking))
+
+
+def _mac_checks(spec: HostSpec, facts: Facts, blocked: set[str]) -> list[Check]:
+    """A Mac's own: sudo for the root helper, the Command Line Tools, FileVault, memory,
+    the launchd domain (none on Linux)."""
+    found: list[Check] = []
+    system = facts.system
     mac = facts.mac
     if system.os == "macos" and mac is not None:
         if ROOT_HELPER not in blocked and needs_root(spec):
@@ -110,6 +111,12 @@ def checks(spec: HostSpec, facts: Facts, sftp_error: str | None) -> list[Check]:
                     "a headless Mac wants `launchd: {domain: system}`",
                 )
             )
+    return found
+
+
+def _host_checks(facts: Facts, sftp_error: str | None) -> list[Check]:
+    """Disk, SFTP and the clock, on every host."""
+    found: list[Check] = []
     if facts.disk_free_bytes is not None:
         needed = 0 if facts.venv.complete else VENV_BYTES
         enough = facts.disk_free_bytes >= needed + 1024**3
@@ -150,7 +157,7 @@ def checks(spec: HostSpec, facts: Facts, sftp_error: str | None) -> list[Check]:
                 "Time, or `sudo systemsetup -setusingnetworktime on`)",
             )
         )
-    return sorted(found, key=lambda c: (c.ok, not c.blocking))
+    return found
 
 
 def doctor_job(fleet: Fleet, spec: HostSpec) -> HostResult:
@@ -168,7 +175,7 @@ def doctor_job(fleet: Fleet, spec: HostSpec) -> HostResult:
         facts=facts,
         commands=1,
         connections=1,
-        details={"checks": [asdict(c) for c in found]},
+        details=DoctorReport(tuple(found)),
     )
 
 
@@ -179,3 +186,6 @@ def doctor_hosts(
     connector_factory: ConnectorFactory = connector_for,
 ) -> list[HostResult]:
     return Fleet(hosts, forks=forks, connector_factory=connector_factory).run(doctor_job)
+
+
+__all__ = ["BLOCKED", "READY", "Check", "checks", "doctor_hosts", "doctor_job"]

@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any
 
 from localai_provision.connectors.base import Connector, connector_for
 from localai_provision.errors import ConnectError, HostError
@@ -20,6 +19,7 @@ from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.lock import lock_for
 from localai_provision.plan import Change, plan, plan_warnings
+from localai_provision.results import FAILURES, HostDetails, HostStatus
 from localai_provision.site.model import HostSpec
 
 # Hosts worked on at once. A host's check is mostly waiting on round trips (handshake, the
@@ -28,12 +28,12 @@ from localai_provision.site.model import HostSpec
 # and on a 2-core loopback fleet of 100, 16 to 100 forks measured the same (bench/scale.py).
 DEFAULT_FORKS = 64
 
-# Host statuses.
-IN_SYNC = "in-sync"
-DRIFT = "drift"
-UNREACHABLE = "unreachable"
-ERROR = "error"
-SKIPPED = "skipped"
+# Host statuses (the names other modules import; HostStatus lists them all).
+IN_SYNC = HostStatus.IN_SYNC
+DRIFT = HostStatus.DRIFT
+UNREACHABLE = HostStatus.UNREACHABLE
+ERROR = HostStatus.ERROR
+SKIPPED = HostStatus.SKIPPED
 
 ConnectorFactory = Callable[[HostSpec], Connector]
 ProgressCallback = Callable[[str, str], None]  # (host name, what it is doing now)
@@ -42,7 +42,7 @@ ProgressCallback = Callable[[str, str], None]  # (host name, what it is doing no
 @dataclass
 class HostResult:
     name: str
-    status: str
+    status: HostStatus
     changes: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     error: HostError | None = None
@@ -60,11 +60,13 @@ class HostResult:
             "bytes_sent": self.bytes_sent,
         }
 
-    details: dict[str, Any] = field(default_factory=dict)
+    # What the command reports about the host (status, stop, doctor, apply); None for a
+    # host it could not reach, and for plan and drift, whose report is the changes.
+    details: HostDetails | None = None
 
     @property
     def failed(self) -> bool:
-        return self.status in (UNREACHABLE, ERROR, "failed")
+        return self.status in FAILURES
 
 
 class Fleet:
@@ -79,8 +81,11 @@ class Fleet:
         connector_factory: ConnectorFactory = connector_for,
         progress: ProgressCallback | None = None,
         max_fail: int | None = None,
+        error_status: HostStatus = ERROR,
     ) -> None:
         self.hosts = list(hosts)
+        # What a host whose job raised is: `error`, or apply's `failed`.
+        self.error_status = error_status
         self.max_fail = max_fail
         self._failures = 0
         self.forks = max(1, forks)
@@ -157,25 +162,26 @@ class Fleet:
         try:
             result = job(self, spec)
         except HostError as exc:
-            status = UNREACHABLE if isinstance(exc, ConnectError) else ERROR
+            status = UNREACHABLE if isinstance(exc, ConnectError) else self.error_status
             # A job that failed half-way says what it did before (apply: the changes carried
             # out and its steps), so that a failure is never reported as "nothing changed".
             done = exc.details.get("changes")
+            report = exc.details.get("report")
             result = HostResult(
                 name=spec.name,
                 status=status,
                 error=exc,
                 changes=list(done) if isinstance(done, list) else [],
-                details={"steps": exc.details["steps"]} if "steps" in exc.details else {},
+                details=report if isinstance(report, HostDetails) else None,
             )
         except KeyboardInterrupt:
             result = HostResult(
-                name=spec.name, status=ERROR, error=HostError(spec.name, "interrupted")
+                name=spec.name, status=self.error_status, error=HostError(spec.name, "interrupted")
             )
         except Exception as exc:  # noqa: BLE001 - a bug must not take the other hosts down
             result = HostResult(
                 name=spec.name,
-                status=ERROR,
+                status=self.error_status,
                 error=HostError(
                     host=spec.name,
                     message=f"internal error: {type(exc).__name__}: {exc}",

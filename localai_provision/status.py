@@ -3,61 +3,61 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from localai_provision.connectors.base import connector_for
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, HostResult
 from localai_provision.plan import desired_packages, layout_for, pull_warnings
+from localai_provision.results import HostStatus, PullTimer, ServerStatus, StopReport
 from localai_provision.services.base import service_manager_for
 from localai_provision.site.model import HostSpec
 
-RUNNING = "running"
-STOPPED = "stopped"
+RUNNING = HostStatus.RUNNING
+STOPPED = HostStatus.STOPPED
 
 
-def describe(spec: HostSpec, facts: Facts) -> dict[str, Any]:
+def describe(spec: HostSpec, facts: Facts) -> ServerStatus:
     """The live state of one host's server, from its facts."""
     process = facts.service.process
     running = facts.service.running
     wanted = desired_packages(spec, facts)  # the pins (and Linux additions), not the whole lock
-    return {
-        "running": running,
-        "pid": process.pid if process and running else None,
-        "uptime_s": round(process.uptime_s, 1) if process and process.uptime_s else None,
-        "port": spec.server.port,
-        "port_open": facts.port_open,
-        "packages": {name: facts.venv.packages.get(name.partition("[")[0]) for name in wanted},
-        "models_listed": sorted(facts.listed_models or []),
-        # mlx-omni-server 0.5.1 has no route that says which models are loaded; later
-        # releases add GET /v1/cache. None means "the server cannot say".
-        "models_loaded": _loaded_models(facts),
-        "latency_ms": {e.path: round(e.ms, 1) for e in facts.endpoints if e.ms is not None},
-        "os": f"{facts.system.os} {facts.system.os_version}".strip(),
-        "last_apply": (facts.state or {}).get("applied_at"),
-        # Pull mode: the host's own report of its last `apply --local` (docs/pull.md).
-        "last_pull": facts.pull_report.as_dict() if facts.pull_report else None,
-        "pull_timer": _pull_timer(facts),
-        "warnings": pull_warnings(spec, facts),
-    }
+    return ServerStatus(
+        running=running,
+        pid=process.pid if process and running else None,
+        uptime_s=round(process.uptime_s, 1) if process and process.uptime_s else None,
+        port=spec.server.port,
+        port_open=facts.port_open,
+        packages={name: facts.venv.packages.get(name.partition("[")[0]) for name in wanted},
+        models_listed=tuple(sorted(facts.listed_models or [])),
+        models_loaded=_loaded_models(facts),
+        latency_ms={e.path: round(e.ms, 1) for e in facts.endpoints if e.ms is not None},
+        os=f"{facts.system.os} {facts.system.os_version}".strip(),
+        last_apply=(facts.state or {}).get("applied_at"),
+        last_pull=facts.pull_report,
+        pull_timer=_pull_timer(facts),
+        warnings=tuple(pull_warnings(spec, facts)),
+    )
 
 
-def _pull_timer(facts: Facts) -> dict[str, Any] | None:
+def _pull_timer(facts: Facts) -> PullTimer | None:
     """The pull timer as installed on the host (its crontab lines or its plist), if any."""
     timer = facts.pull_timer
     if timer is None or timer.definition is None:
         return None
-    return {"kind": timer.kind, "path": timer.path, "definition": timer.definition}
+    return PullTimer(kind=timer.kind, path=timer.path, definition=timer.definition)
 
 
-def _loaded_models(facts: Facts) -> list[str] | None:
+def _loaded_models(facts: Facts) -> tuple[str, ...] | None:
     cache = facts.endpoint("/v1/cache")
     if cache is None or not cache.ok or not isinstance(cache.body, dict):
         return None
     models = cache.body.get("models") or cache.body.get("data") or []
-    return sorted(
-        str(m.get("model_id", m.get("id", m))) if isinstance(m, dict) else str(m) for m in models
+    return tuple(
+        sorted(
+            str(m.get("model_id", m.get("id", m))) if isinstance(m, dict) else str(m)
+            for m in models
+        )
     )
 
 
@@ -70,8 +70,8 @@ def status_job(fleet: Fleet, spec: HostSpec) -> HostResult:
     info = describe(spec, facts)
     return HostResult(
         name=spec.name,
-        status=RUNNING if info["running"] else STOPPED,
-        warnings=list(info["warnings"]),
+        status=RUNNING if info.running else STOPPED,
+        warnings=list(info.warnings),
         facts=facts,
         commands=1,
         connections=1,
@@ -90,7 +90,7 @@ def stop_job(fleet: Fleet, spec: HostSpec) -> HostResult:
                 status=STOPPED,
                 facts=facts,
                 connections=1,
-                details={"note": "not installed"},
+                details=StopReport(installed=False),
             )
         service = service_manager_for(connector, spec, layout_for(facts), facts)
         outcome = service.stop()
@@ -103,7 +103,7 @@ def stop_job(fleet: Fleet, spec: HostSpec) -> HostResult:
         facts=after,
         commands=connector.commands_run,
         connections=1,
-        details={"was_running": facts.service.running, **outcome},
+        details=StopReport(installed=True, was_running=facts.service.running, service=outcome),
     )
 
 

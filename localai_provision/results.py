@@ -1,0 +1,198 @@
+"""What the library reports per host, typed: the border between the commands and the CLI.
+
+`HostStatus` is every status a host's result can have (each command uses its own few); the
+dataclasses are what each command adds about a host, read by attribute in the CLI and turned
+into `--json` by their ``as_json`` (the keys and their order are part of the output).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+
+from localai_provision.facts.model import PullReport
+
+
+class HostStatus(StrEnum):
+    """A host's status after a command; the values are what the output shows."""
+
+    # plan and drift
+    IN_SYNC = "in-sync"
+    DRIFT = "drift"
+    # apply
+    OK = "ok"  # nothing to do
+    CHANGED = "changed"
+    FAILED = "failed"  # apply's word for a host that did not converge
+    # status and stop
+    RUNNING = "running"
+    STOPPED = "stopped"
+    # doctor
+    READY = "ready"
+    BLOCKED = "blocked"
+    # any command
+    UNREACHABLE = "unreachable"
+    ERROR = "error"
+    SKIPPED = "skipped"  # not started (--max-fail, --serial)
+
+
+FAILURES = frozenset({HostStatus.UNREACHABLE, HostStatus.ERROR, HostStatus.FAILED})
+
+
+@dataclass(frozen=True)
+class PullTimer:
+    """The pull timer as installed on the host (its crontab lines or its plist)."""
+
+    kind: str
+    path: str | None
+    definition: str
+
+    def as_json(self) -> dict[str, object]:
+        return {"kind": self.kind, "path": self.path, "definition": self.definition}
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """`localai status`: the live state of one host's server."""
+
+    running: bool
+    pid: int | None
+    uptime_s: float | None
+    port: int
+    port_open: bool
+    packages: Mapping[str, str | None]  # each pin's installed version (None: not installed)
+    models_listed: tuple[str, ...]
+    # mlx-omni-server 0.5.1 has no route that says which models are loaded; later
+    # releases add GET /v1/cache. None means "the server cannot say".
+    models_loaded: tuple[str, ...] | None
+    latency_ms: Mapping[str, float]  # by endpoint path
+    os: str
+    last_apply: str | None
+    # Pull mode: the host's own report of its last `apply --local` (docs/pull.md).
+    last_pull: PullReport | None
+    pull_timer: PullTimer | None
+    warnings: tuple[str, ...]
+
+    @property
+    def server_version(self) -> str | None:
+        return self.packages.get("mlx-omni-server")
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "running": self.running,
+            "pid": self.pid,
+            "uptime_s": self.uptime_s,
+            "port": self.port,
+            "port_open": self.port_open,
+            "packages": dict(self.packages),
+            "models_listed": list(self.models_listed),
+            "models_loaded": None if self.models_loaded is None else list(self.models_loaded),
+            "latency_ms": dict(self.latency_ms),
+            "os": self.os,
+            "last_apply": self.last_apply,
+            "last_pull": self.last_pull.as_dict() if self.last_pull else None,
+            "pull_timer": self.pull_timer.as_json() if self.pull_timer else None,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class StopReport:
+    """`localai stop`: whether the server ran, and the service manager's account of the stop
+    (its keys as the host's stop script or launchd gave them)."""
+
+    installed: bool
+    was_running: bool = False
+    service: Mapping[str, object] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        if not self.installed:
+            return {"note": "not installed"}
+        return {"was_running": self.was_running, **self.service}
+
+
+@dataclass(frozen=True)
+class Check:
+    """One of doctor's checks."""
+
+    name: str
+    ok: bool
+    blocking: bool  # not ok and blocking: apply cannot work until it is fixed
+    detail: str
+    fix: str = ""
+
+    @property
+    def mark(self) -> str:
+        return "ok" if self.ok else ("BLOCKS" if self.blocking else "warn")
+
+
+@dataclass(frozen=True)
+class DoctorReport:
+    """`localai doctor`: the host's checks, blocking ones first."""
+
+    checks: tuple[Check, ...]
+
+    def as_json(self) -> dict[str, object]:
+        return {"checks": [asdict(c) for c in self.checks]}
+
+
+@dataclass(frozen=True)
+class Prewarm:
+    model: str
+    ms: float
+
+    def as_json(self) -> dict[str, object]:
+        return {"model": self.model, "ms": self.ms}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step apply carried out on a host: its name and what it says about itself (for
+    `--json` only: a package count, a download's bytes, the wheels' delivery)."""
+
+    step: str
+    facts: Mapping[str, object] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, object]:
+        return {"step": self.step, **self.facts}
+
+
+@dataclass(frozen=True)
+class ApplyReport:
+    """`localai apply`: verify's timings by endpoint (and ``ready_after_s``), the models
+    prewarmed and the steps carried out (a failed host: the steps done before it failed)."""
+
+    verify: Mapping[str, float] = field(default_factory=dict)
+    prewarm: tuple[Prewarm, ...] = ()
+    steps: tuple[Step, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "verify": dict(self.verify),
+            "prewarm": [p.as_json() for p in self.prewarm],
+            "steps": [s.as_json() for s in self.steps],
+        }
+
+    @classmethod
+    def from_log(
+        cls,
+        verify: Mapping[str, float],
+        prewarm: Sequence[Mapping[str, object]],
+        steps: Sequence[Mapping[str, object]],
+    ) -> ApplyReport:
+        """From apply's step log (plain dicts, as apply keeps them while it runs)."""
+        return cls(
+            verify=dict(verify),
+            prewarm=tuple(Prewarm(str(p["model"]), _ms(p["ms"])) for p in prewarm),
+            steps=tuple(
+                Step(str(s["step"]), {k: v for k, v in s.items() if k != "step"}) for s in steps
+            ),
+        )
+
+
+def _ms(value: object) -> float:
+    assert isinstance(value, int | float), value
+    return value
+
+
+HostDetails = ServerStatus | StopReport | DoctorReport | ApplyReport
