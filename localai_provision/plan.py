@@ -32,6 +32,7 @@ from localai_provision.layout import (
     service_kind,
     wired_limit_plist,
 )
+from localai_provision.linux import linux_additions
 from localai_provision.lock import TOOLS, Lock, LockError
 from localai_provision.site.model import HostSpec, MacosSettings, package_base_name
 
@@ -110,9 +111,8 @@ def desired_packages(
 ) -> dict[str, tuple[str, str | None]]:
     """Every package the venv must hold: name -> (exact version, why the tool added it).
 
-    The site's pins, plus what a Linux host needs to run mlx-omni-server on the CPU: MLX's
-    CPU back end at MLX's version, and the CPU build of torch (PyPI's default for Linux is
-    a CUDA build of several GB).
+    The site's pins, plus what a Linux host needs to run mlx-omni-server on the CPU
+    (linux.linux_additions: MLX's CPU back end, torch's CPU build); with a lock, the lock.
     """
     if lock is not None:
         # The site's own pins first: they are what a reader of `plan` looks for.
@@ -120,17 +120,8 @@ def desired_packages(
         order = sorted(lock.packages, key=lambda name: (name not in pinned, name))
         return {name: (lock.packages[name], f"locked in {lock.path.name}") for name in order}
     wanted: dict[str, tuple[str, str | None]] = {n: (v, None) for n, v in spec.packages.items()}
-    if facts.system.os != "linux" or SERVER_PACKAGE not in spec.packages:
-        return wanted
-    bases = {package_base_name(n) for n in spec.packages}
-    mlx = next((v for n, v in spec.packages.items() if package_base_name(n) == "mlx"), None)
-    if mlx and "mlx-cpu" not in bases:
-        wanted["mlx-cpu"] = (mlx, "Linux host: MLX's CPU back end (mlx[cpu]) at MLX's version")
-    if "torch" not in bases:
-        wanted["torch"] = (
-            spec.linux.torch,
-            "Linux host: the CPU build of torch (PyPI's default is a CUDA build of several GB)",
-        )
+    if facts.system.os == "linux":
+        wanted.update({a.name: (a.version, a.reason) for a in linux_additions(spec)})
     return wanted
 
 
