@@ -27,7 +27,7 @@ from pathlib import Path
 
 from localai_provision.errors import LocalAIError
 from localai_provision.facts.model import Facts
-from localai_provision.layout import SERVER_PACKAGE
+from localai_provision.linux import linux_additions
 from localai_provision.site.model import HostSpec, canonical_package_name, package_base_name
 
 # Our platform names -> uv's --python-platform, and the environment uv needs for it.
@@ -136,16 +136,14 @@ def read_lock(spec: HostSpec, platform: str) -> Lock:
 
 def requirements(spec: HostSpec, platform: str) -> list[str]:
     """What is resolved for a host set on a platform: the pins, plus on Linux what the server
-    needs there (see plan.desired_packages)."""
+    needs there (linux.linux_additions, the rule the plan reads too)."""
     lines = [f"{name}=={version}" for name, version in sorted(spec.packages.items())]
-    bases = {package_base_name(n) for n in spec.packages}
-    if platform.startswith("linux") and SERVER_PACKAGE in spec.packages:
-        mlx = next((v for n, v in spec.packages.items() if package_base_name(n) == "mlx"), None)
-        if mlx and "mlx-cpu" not in bases:
-            lines = [line for line in lines if not line.startswith("mlx==")]
-            lines.append(f"mlx[cpu]=={mlx}")
-        if "torch" not in bases:
-            lines.append(f"torch=={spec.linux.torch}")
+    if not platform.startswith("linux"):
+        return lines
+    for addition in linux_additions(spec):
+        if addition.replaces:
+            lines = [line for line in lines if not line.startswith(f"{addition.replaces}==")]
+        lines.append(addition.requirement)
     return lines
 
 

@@ -29,7 +29,7 @@ from localai_provision.site.model import HostSpec
 from tests.support.sshfleet import SSHFleet, TestHost
 
 SYSTEM_PYTHON = "/usr/bin/python3"  # root's pyenv Python lives under /root (mode 700)
-# What `localai apply` adds on a Linux host (plan.desired_packages) when mlx is not pinned.
+# What `localai apply` adds on a Linux host (linux.linux_additions) when mlx is not pinned.
 LINUX_ADDITIONS = {"torch": "2.13.0+cpu"}
 
 
