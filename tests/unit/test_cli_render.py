@@ -16,7 +16,7 @@ from localai_provision.cli.status import doctor_lines, status_row, stop_line
 from localai_provision.errors import ConnectError, HostError
 from localai_provision.facts.model import PullReport
 from localai_provision.fleet import HostResult
-from localai_provision.plan import Change
+from localai_provision.plan import Action, Change, Kind
 from localai_provision.results import (
     ApplyReport,
     Check,
@@ -28,8 +28,8 @@ from localai_provision.results import (
 )
 
 S = HostStatus
-VENV = Change("m1", "venv", "create", None, "/p/venv", "there is no venv yet")
-PKG = Change("m1", "package mlx-lm", "update", "0.1", "0.2", "0.2 wanted")
+VENV = Change("m1", Kind.VENV, "", Action.CREATE, None, "/p/venv", "there is no venv yet")
+PKG = Change("m1", Kind.PACKAGE, "mlx-lm", Action.UPDATE, "0.1", "0.2", "0.2 wanted")
 UNREACHABLE = ConnectError(host="m1", step="connect", message="refused")
 PULL = PullReport(finished_at="2026-12-01T20:00:00Z", finished_epoch=0.0, result="failed")
 COST = {"connections": 1, "commands": 2, "bytes_sent": 3}
@@ -297,7 +297,9 @@ def test_warnings_are_said_once_with_their_hosts() -> None:
 
 
 def test_change_table_cuts_a_long_run_of_packages() -> None:
-    packages = [Change("m", f"package p{i:02}", "create", None, "1", "wanted") for i in range(14)]
+    packages = [
+        Change("m", Kind.PACKAGE, f"p{i:02}", Action.CREATE, None, "1", "wanted") for i in range(14)
+    ]
     lines = change_table([VENV, *packages], most_packages=12).splitlines()
     assert lines[0] == "+ venv         create   there is no venv yet"
     assert lines[1] == "+ package p00  create   wanted"
