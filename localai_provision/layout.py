@@ -30,6 +30,9 @@ SERVER_PACKAGE = "mlx-omni-server"
 SOURCE_ONLY_PACKAGES = ("webrtcvad",)
 PULL_REPORT = "pull-report.json"
 SHIM_MODULE = "localai_server_shim"
+# Markers the tool writes into what it makes: only a folder that carries one is ever deleted.
+OWNED_MARKER = ".localai-owned"  # written first, into the empty folder
+COMPLETE_MARKER = ".localai-complete"  # written last (older versions wrote only this one)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,20 @@ class Layout:
     @property
     def server_bin(self) -> str:
         return self.venv_bin("mlx-omni-server")
+
+    def site_packages(self, python_short_version: str) -> str:
+        """The venv's site-packages for Python MAJOR.MINOR."""
+        return posixpath.join(self.venv, "lib", f"python{python_short_version}", "site-packages")
+
+    @property
+    def requirements_lock(self) -> str:
+        """The locked set the packages step installs from (`lock:`)."""
+        return posixpath.join(self.prefix, "requirements.lock.txt")
+
+    @staticmethod
+    def model_cache(hf_home: str, cache_dir_name: str) -> str:
+        """A model's folder in the host's Hugging Face cache (HF_HOME is not under prefix)."""
+        return posixpath.join(hf_home, "hub", cache_dir_name)
 
     @property
     def tools(self) -> str:
