@@ -104,6 +104,15 @@ class Layout:
         return posixpath.join(self.run_dir, "server.pid")
 
     @property
+    def work_dir(self) -> str:
+        """The server's working folder (it writes ./logs at import time)."""
+        return posixpath.join(self.prefix, "work")
+
+    @property
+    def lock_owner(self) -> str:
+        return posixpath.join(self.lock, "owner.json")
+
+    @property
     def log_dir(self) -> str:
         return posixpath.join(self.prefix, "logs")
 
@@ -133,6 +142,23 @@ class Layout:
     @property
     def pull_log(self) -> str:
         return posixpath.join(self.log_dir, "pull.log")
+
+
+def relative_layout() -> dict[str, str]:
+    """The host paths the facts script reads, relative to the prefix (which only the host
+    can expand), and the markers: the script joins them, it keeps no copy of its own."""
+    rel = Layout("")
+    return {
+        "venv": rel.venv,
+        "server_config": rel.server_config,
+        "state": rel.state,
+        "lock_owner": rel.lock_owner,
+        "pid_file": rel.pid_file,
+        "pull_report": rel.pull_report,
+        "pull_cron_marker": rel.pull_cron_marker,
+        "owned_marker": OWNED_MARKER,
+        "complete_marker": COMPLETE_MARKER,
+    }
 
 
 def expand_home(path: str, home: str) -> str:

@@ -11,7 +11,7 @@ from localai_provision.apply.context import INSTALL_TIMEOUT_S, HostContext
 from localai_provision.apply.sources import ModelSource, model_source
 from localai_provision.errors import CommandError, HostError
 from localai_provision.facts.model import Facts
-from localai_provision.layout import Layout
+from localai_provision.layout import COMPLETE_MARKER, Layout
 from localai_provision.site.model import ModelSpec
 from localai_provision.transfer import Artifact, Distributor, list_files, missing_placements
 
@@ -28,6 +28,7 @@ def link_argv(python: str, base: str, source: ModelSource, model: ModelSpec) -> 
         "commit": source.commit,
         "revision": model.revision,
         "files": {rel: [f.blob, f.size] for rel, f in source.files.items()},
+        "marker": COMPLETE_MARKER,
     }
     return [python, "-I", "-S", "-c", scripts.load("model_files"), "link", json.dumps(link)]
 

@@ -73,7 +73,7 @@ def test_listing_a_folder_is_one_command_that_may_create_it_and_keep_only_some()
     }
     (command,) = connector.commands
     assert command.endswith(" list " + "'" + json.dumps(
-        {"dir": "/w", "create": True, "keep": ["x.whl"]}
+        {"dir": "/w", "create": True, "owned_marker": ".localai-owned", "keep": ["x.whl"]}
     ) + "'")  # fmt: skip
 
 
