@@ -30,6 +30,9 @@ SERVER_PACKAGE = "mlx-omni-server"
 SOURCE_ONLY_PACKAGES = ("webrtcvad",)
 PULL_REPORT = "pull-report.json"
 SHIM_MODULE = "localai_server_shim"
+# Markers the tool writes into what it makes: only a folder that carries one is ever deleted.
+OWNED_MARKER = ".localai-owned"  # written first, into the empty folder
+COMPLETE_MARKER = ".localai-complete"  # written last (older versions wrote only this one)
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,20 @@ class Layout:
     @property
     def server_bin(self) -> str:
         return self.venv_bin("mlx-omni-server")
+
+    def site_packages(self, python_short_version: str) -> str:
+        """The venv's site-packages for Python MAJOR.MINOR."""
+        return posixpath.join(self.venv, "lib", f"python{python_short_version}", "site-packages")
+
+    @property
+    def requirements_lock(self) -> str:
+        """The locked set the packages step installs from (`lock:`)."""
+        return posixpath.join(self.prefix, "requirements.lock.txt")
+
+    @staticmethod
+    def model_cache(hf_home: str, cache_dir_name: str) -> str:
+        """A model's folder in the host's Hugging Face cache (HF_HOME is not under prefix)."""
+        return posixpath.join(hf_home, "hub", cache_dir_name)
 
     @property
     def tools(self) -> str:
@@ -87,6 +104,15 @@ class Layout:
         return posixpath.join(self.run_dir, "server.pid")
 
     @property
+    def work_dir(self) -> str:
+        """The server's working folder (it writes ./logs at import time)."""
+        return posixpath.join(self.prefix, "work")
+
+    @property
+    def lock_owner(self) -> str:
+        return posixpath.join(self.lock, "owner.json")
+
+    @property
     def log_dir(self) -> str:
         return posixpath.join(self.prefix, "logs")
 
@@ -116,6 +142,23 @@ class Layout:
     @property
     def pull_log(self) -> str:
         return posixpath.join(self.log_dir, "pull.log")
+
+
+def relative_layout() -> dict[str, str]:
+    """The host paths the facts script reads, relative to the prefix (which only the host
+    can expand), and the markers: the script joins them, it keeps no copy of its own."""
+    rel = Layout("")
+    return {
+        "venv": rel.venv,
+        "server_config": rel.server_config,
+        "state": rel.state,
+        "lock_owner": rel.lock_owner,
+        "pid_file": rel.pid_file,
+        "pull_report": rel.pull_report,
+        "pull_cron_marker": rel.pull_cron_marker,
+        "owned_marker": OWNED_MARKER,
+        "complete_marker": COMPLETE_MARKER,
+    }
 
 
 def expand_home(path: str, home: str) -> str:

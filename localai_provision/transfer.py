@@ -28,6 +28,7 @@ from pathlib import Path
 from localai_provision import scripts, shell
 from localai_provision.connectors.base import Connector
 from localai_provision.errors import CommandError, HostError
+from localai_provision.layout import OWNED_MARKER
 from localai_provision.site.model import HostSpec
 
 # Below this size a file always comes from the controller: starting a peer's server costs
@@ -333,7 +334,7 @@ def list_files(
 ) -> dict[str, int]:
     """{file name: size} in a folder of the host (partial copies included), in one command
     that can also create the folder and delete what is not in ``keep`` first."""
-    config: dict[str, object] = {"dir": folder, "create": create}
+    config: dict[str, object] = {"dir": folder, "create": create, "owned_marker": OWNED_MARKER}
     if keep is not None:
         config["keep"] = keep
     command = _blobs_command(python, "list", config)

@@ -18,8 +18,10 @@ from localai_provision.layout import (
     CRON_END,
     SERVER_PACKAGE,
     SOURCE_ONLY_PACKAGES,
+    Layout,
     launchd_job,
     pull_plist_path,
+    relative_layout,
     wired_limit_plist_path,
 )
 from localai_provision.site.model import HostSpec, MacosSettings
@@ -66,6 +68,7 @@ def facts_command(spec: HostSpec, doctor: bool = False) -> str:
     """
     config = {
         "prefix": spec.prefix,
+        "layout": relative_layout(),
         "hf_home": spec.hf_home,
         "python": spec.python,
         "service": spec.service,
@@ -87,7 +90,7 @@ def facts_command(spec: HostSpec, doctor: bool = False) -> str:
     }
     script = shell.quote(remote_script())
     arg = shell.quote(json.dumps(config, separators=(",", ":")))
-    venv_python = shell.path_word(spec.prefix.rstrip("/") + "/venv/bin/python")
+    venv_python = shell.path_word(Layout(spec.prefix.rstrip("/")).venv_python)
     return (
         # `uname` the command, not the kernel call: it is what the host reports.
         'LOCALAI_UNAME="$(uname -srm 2>/dev/null)"; export LOCALAI_UNAME; '

@@ -273,7 +273,7 @@ def mac_section(cfg, user, venv):
     return info
 
 
-def pull_timer_section(cfg, prefix, is_mac):
+def pull_timer_section(cfg, marker, is_mac):
     """The pull timer as installed: the launchd plist on a Mac; on Linux the tool's lines of
     the user's crontab (only those: the rest of a crontab never leaves the host). `crontab -l`
     costs a process, so it runs only when the site declares a timer or the tool installed
@@ -282,7 +282,6 @@ def pull_timer_section(cfg, prefix, is_mac):
     if is_mac:
         path = os.path.expanduser(pull["plist_path"])
         return {"kind": "launchd", "path": path, "definition": read_text(path)}
-    marker = os.path.join(prefix, "state", "pull-cron")
     if not pull.get("declared") and not os.path.exists(marker):
         return None
     status, out, err = run(["crontab", "-l"])
@@ -323,7 +322,7 @@ def python_section(cfg):
     }
 
 
-def venv_section(venv):
+def venv_section(venv, markers):
     site_dirs = []
     lib = os.path.join(venv, "lib")
     for name in listdir(lib) or []:
@@ -344,9 +343,9 @@ def venv_section(venv):
         "exists": os.path.isdir(venv),
         "python_exists": os.path.exists(python),  # False for a dangling symlink too
         # Written last when the tool builds a venv: its absence means an interrupted build.
-        "complete": os.path.exists(os.path.join(venv, ".localai-complete")),
+        "complete": os.path.exists(os.path.join(venv, markers["complete_marker"])),
         # Written first: the venv is the tool's own, which it may delete and rebuild.
-        "owned": os.path.exists(os.path.join(venv, ".localai-owned")),
+        "owned": os.path.exists(os.path.join(venv, markers["owned_marker"])),
         "empty": listdir(venv) == [],
         "pyvenv_cfg": read_text(os.path.join(venv, "pyvenv.cfg")),
         "dist_infos": dist_infos,
@@ -545,8 +544,8 @@ def server_processes(uid):
         return None
 
 
-def service_section(cfg, prefix, launchd):
-    pid_text = read_text(os.path.join(prefix, "run", "server.pid"))
+def service_section(cfg, pid_file, launchd):
+    pid_text = read_text(pid_file)
     pid = None
     if launchd and launchd.get("print"):
         # The job's pid is launchd's to tell: `pid = N` in the job's own block (depth 1),
@@ -614,7 +613,7 @@ def port_open(host, port, timeout):
         return False
 
 
-def model_section(hub, entry):
+def model_section(hub, entry, marker):
     base = os.path.join(hub, entry["dir"])
     info = {"dir": entry["dir"], "exists": os.path.isdir(base)}
     if not info["exists"]:
@@ -640,7 +639,7 @@ def model_section(hub, entry):
     info["incomplete_blobs"] = [
         n for n in (listdir(os.path.join(base, "blobs")) or []) if n.endswith(".incomplete")
     ]
-    info["marker"] = read_text(os.path.join(base, ".localai-complete"), 4096)
+    info["marker"] = read_text(os.path.join(base, marker), 4096)
     return info
 
 
@@ -666,10 +665,11 @@ def main():
             prefix if os.path.isdir(prefix) else os.path.dirname(prefix), os.W_OK
         ),
     }
-    section("venv", venv_section, os.path.join(prefix, "venv"))
-    section("server_config", server_config_section, os.path.join(prefix, "server.json"))
-    out["state"] = read_text(os.path.join(prefix, "state.json"))
-    out["lock"] = read_text(os.path.join(prefix, "lock", "owner.json"), 4096)
+    paths = {k: os.path.join(prefix, v) for k, v in cfg["layout"].items()}
+    section("venv", venv_section, paths["venv"], cfg["layout"])
+    section("server_config", server_config_section, paths["server_config"])
+    out["state"] = read_text(paths["state"])
+    out["lock"] = read_text(paths["lock_owner"], 4096)
     is_mac = out.get("system", {}).get("sysname") == "Darwin"
     if cfg.get("launchd") and (
         cfg["service"] == "launchd" or (cfg["service"] == "auto" and is_mac)
@@ -679,10 +679,10 @@ def main():
         section("mac", mac_section, cfg, out.get("system", {}).get("user", ""), out.get("venv"))
     if cfg.get("macos_settings") and is_mac:
         section("macos_settings", macos_settings_section, cfg, out.get("mac"))
-    section("service", service_section, cfg, prefix, out.get("launchd"))
-    out["pull_report"] = read_text(os.path.join(prefix, "state", "pull-report.json"), 65536)
+    section("service", service_section, cfg, paths["pid_file"], out.get("launchd"))
+    out["pull_report"] = read_text(paths["pull_report"], 65536)
     if cfg.get("pull"):
-        section("pull_timer", pull_timer_section, cfg, prefix, is_mac)
+        section("pull_timer", pull_timer_section, cfg, paths["pull_cron_marker"], is_mac)
     host = cfg["server_host"]
     if host in ("0.0.0.0", "::", ""):
         host = "127.0.0.1"
@@ -696,7 +696,7 @@ def main():
     out["hf_home"] = hf_home
     out["models"] = []
     for entry in cfg["models"]:
-        section("model", model_section, hub, entry)
+        section("model", model_section, hub, entry, cfg["layout"]["complete_marker"])
         if "model" in out:
             out["models"].append(out.pop("model"))
     out["hub_dirs"] = [n for n in (listdir(hub) or []) if n.startswith("models--")]

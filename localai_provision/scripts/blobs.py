@@ -4,9 +4,10 @@
 # checked against its digest, and only then renamed to NAME: a reader never sees a file that
 # is partial or wrong. Digests are "sha256:HEX", or "gitsha1:HEX" for the small files the
 # Hugging Face cache names by their git blob id.
-#   list    {"dir": D, "create": B, "keep": [NAME]}: print {name: size} of the files in D
-#           (partial ones included); with create, make D first; with keep, first delete the
-#           files of D not named there (nor partial copies of them).
+#   list    {"dir": D, "create": B, "keep": [NAME], "owned_marker": M}: print {name: size}
+#           of the files in D (partial ones included); with create, make D first (marked
+#           ours with M when new); with keep, first delete the files of D not named there
+#           (nor partial copies of them), in a folder marked M only.
 #   commit  {"files": [{"path": P, "digest": G, "size": N}]}: check each P.incomplete, rename
 #           it to P; a wrong one is deleted. Prints {"ok": [...], "bad": {path: why}}.
 #   serve   {"path": P, "size": N, "token": T, "bind": ADDR, "ports": [LO, HI], "timeout_s": S,
@@ -72,23 +73,22 @@ def settle(path, digest, size, h):
     return None
 
 
-OWNED = ".localai-owned"  # in a folder the tool made: only there does `keep` delete
-
-
 def list_dir(cfg):
     folder = cfg["dir"]
+    # In a folder the tool made (Layout's owned_MARKER): only there does `keep` delete.
+    owned = cfg["owned_marker"]
     keep = cfg.get("keep")
     if cfg.get("create"):
         os.makedirs(folder, exist_ok=True)
         try:
             if keep is not None and not os.listdir(folder):  # new: the tool's own from now on
-                open(os.path.join(folder, OWNED), "a").close()
+                open(os.path.join(folder, owned), "a").close()
         except OSError:
             pass
     # Files not in `keep` go only from a folder the tool made: a folder of the same name
     # that was there before (a prefix shared with other things) keeps every file it had.
-    if keep is not None and os.path.exists(os.path.join(folder, OWNED)):
-        wanted = set(keep) | set(name + PARTIAL for name in keep) | {OWNED}
+    if keep is not None and os.path.exists(os.path.join(folder, owned)):
+        wanted = set(keep) | set(name + PARTIAL for name in keep) | {owned}
         for name in os.listdir(folder):
             if name not in wanted:
                 try:

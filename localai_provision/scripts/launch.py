@@ -1,6 +1,8 @@
-# Sent to a host and run as `python -I -S -c <this> PREFIX`: start the server detached.
+# Sent to a host and run as `python -I -S -c <this> JSON`: start the server detached. JSON
+# names its paths (Layout's): {"server_config", "pid_file", "server_log", "work_dir",
+# "dirs": [folders to make]}.
 #
-# The server's command line and environment are read from PREFIX/server.json (mode 0600),
+# The server's command line and environment are read from server_config (mode 0600),
 # not passed on our command line, so that secrets in the environment never show in `ps`.
 # The server gets its own session (so no terminal or SSH hang-up reaches it), a minimal
 # environment (the login's variables do not leak in), and the pid file is written atomically.
@@ -9,8 +11,8 @@ import os
 import subprocess
 import sys
 
-prefix = sys.argv[1]
-with open(os.path.join(prefix, "server.json"), encoding="utf-8") as f:
+paths = json.loads(sys.argv[1])
+with open(paths["server_config"], encoding="utf-8") as f:
     config = json.load(f)
 env = {
     "HOME": os.path.expanduser("~"),
@@ -20,9 +22,9 @@ env = {
 }
 env.update({str(k): str(v) for k, v in config["env"].items()})
 env["LOCALAI_CONFIG_HASH"] = config["hash"]
-for sub in ("run", "logs", "work"):
-    os.makedirs(os.path.join(prefix, sub), exist_ok=True)
-log = open(os.path.join(prefix, "logs", "server.log"), "ab")
+for folder in paths["dirs"]:
+    os.makedirs(folder, exist_ok=True)
+log = open(paths["server_log"], "ab")
 log.write(b"\n--- localai: starting the server ---\n")
 log.flush()
 process = subprocess.Popen(
@@ -32,11 +34,11 @@ process = subprocess.Popen(
     stderr=subprocess.STDOUT,
     env=env,
     # The server writes ./logs at import time: give it a writable folder of its own.
-    cwd=os.path.join(prefix, "work"),
+    cwd=paths["work_dir"],
     start_new_session=True,
     close_fds=True,
 )
-pid_file = os.path.join(prefix, "run", "server.pid")
+pid_file = paths["pid_file"]
 with open(pid_file + ".tmp", "w") as f:
     f.write(str(process.pid))
 os.replace(pid_file + ".tmp", pid_file)

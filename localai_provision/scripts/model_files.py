@@ -1,9 +1,10 @@
 # Sent to a host and run as `python -I -S -c <this> MODE JSON`. Two modes:
 #   list  {"base": DIR}: print {blob name: size} of DIR/blobs, so the controller sends only
 #         the blobs a host lacks (the cache names blobs by content hash).
-#   link  {"base": DIR, "commit": C, "revision": R, "files": {relpath: [sha256, size]}}:
-#         lay out snapshots/C/relpath -> ../../blobs/sha256 as huggingface_hub does, then
-#         point refs/R at C and write the completeness marker, each atomically and in that
+#   link  {"base": DIR, "commit": C, "revision": R, "files": {relpath: [sha256, size]},
+#         "marker": NAME}: lay out snapshots/C/relpath -> ../../blobs/sha256 as
+#         huggingface_hub does, then point refs/R at C and write the completeness marker
+#         DIR/NAME (Layout's COMPLETE_MARKER), each atomically and in that
 #         order, so an interrupted copy never looks complete.
 import json
 import os
@@ -53,7 +54,7 @@ elif mode == "link":
     os.makedirs(os.path.join(base, "refs"), exist_ok=True)
     write_atomic(os.path.join(base, "refs", cfg["revision"]), cfg["commit"])
     marker = {"commit": cfg["commit"], "files": {rel: v[1] for rel, v in cfg["files"].items()}}
-    write_atomic(os.path.join(base, ".localai-complete"), json.dumps(marker, sort_keys=True))
+    write_atomic(os.path.join(base, cfg["marker"]), json.dumps(marker, sort_keys=True))
     print(json.dumps({"linked": len(cfg["files"])}))
 else:
     sys.stderr.write("unknown mode %s\n" % mode)

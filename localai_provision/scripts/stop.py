@@ -1,4 +1,4 @@
-# Sent to a host and run as `python -I -S -c <this> PREFIX SERVER_BIN TIMEOUT_S`: stop the
+# Sent to a host and run as `python -I -S -c <this> PID_FILE SERVER_BIN TIMEOUT_S`: stop the
 # server started by launch.py, and its worker processes (they share its process group).
 # Only a process whose command line names SERVER_BIN is signalled: a recycled pid that now
 # belongs to something else is left alone. Prints what it did as JSON.
@@ -9,8 +9,7 @@ import subprocess
 import sys
 import time
 
-prefix, server_bin, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
-pid_file = os.path.join(prefix, "run", "server.pid")
+pid_file, server_bin, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
 result = {"pid": None, "stopped": False, "killed": False, "note": ""}
 
 

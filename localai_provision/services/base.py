@@ -58,13 +58,21 @@ class ProcessService(ServiceManager):
     kind = "process"
 
     def start(self) -> None:
-        self.run_script("service", "launch", self.layout.prefix)
+        layout = self.layout
+        paths = {
+            "server_config": layout.server_config,
+            "pid_file": layout.pid_file,
+            "server_log": layout.server_log,
+            "work_dir": layout.work_dir,
+            "dirs": [layout.run_dir, layout.log_dir, layout.work_dir],
+        }
+        self.run_script("service", "launch", json.dumps(paths))
 
     def stop(self) -> dict[str, Any]:
         out = self.run_script(
             "service",
             "stop",
-            self.layout.prefix,
+            self.layout.pid_file,
             self.layout.server_bin,
             str(STOP_TIMEOUT_S),
             timeout=STOP_TIMEOUT_S + 30,

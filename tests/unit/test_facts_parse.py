@@ -25,6 +25,7 @@ from localai_provision.facts.parse import (
     parse_server_processes,
     parse_sw_vers,
 )
+from localai_provision.layout import relative_layout
 from localai_provision.site.model import ModelSpec
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -474,7 +475,7 @@ def test_the_facts_script_finds_a_half_installed_package(tmp_path: Path) -> None
     (site / "broken" / "__init__.py").unlink()
     (site / "deep" / "data" / "table.bin").unlink()
     (site / "norecord-1.0.dist-info").mkdir()
-    venv = namespace["venv_section"](str(tmp_path / "no-venv"))
+    venv = namespace["venv_section"](str(tmp_path / "no-venv"), relative_layout())
     assert venv["half_installed"] == {}
     found = {
         name: namespace["missing_file"](str(site), name)
@@ -504,6 +505,7 @@ def _run_facts_script(tmp_path: Path, env: dict[str, str]) -> str:
     (prefix / "server.json").write_text(json.dumps({"argv": argv, "env": env, "hash": "h1"}))
     config = {
         "prefix": str(prefix),
+        "layout": relative_layout(),
         "hf_home": str(tmp_path / "hf"),
         "python": sys.executable,
         "service": "process",

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from localai_provision.apply import build_venv, clear_leftovers
+from localai_provision.apply import HostContext, build_venv, clear_leftovers
 from localai_provision.connectors.local import LocalConnector
 from localai_provision.errors import HostError
 from localai_provision.facts.gather import gather
-from localai_provision.layout import Layout
 from localai_provision.site import parse_site
 from localai_provision.site.model import HostSpec
 from localai_provision.transfer import list_files
@@ -45,7 +44,7 @@ def test_a_venv_the_tool_did_not_make_is_not_deleted(tmp_path: Path) -> None:
         facts = gather(connector, spec)
         assert facts.venv.exists and not facts.venv.owned
         with pytest.raises(HostError) as caught:
-            build_venv(connector, spec, facts, Layout(facts.prefix))
+            build_venv(HostContext.of(connector, spec, facts))
     assert (theirs / "bin" / "their-tool").read_text() == "precious"
     error = caught.value
     assert str(theirs) in error.message and "not made by localai-provision" in error.message
@@ -60,7 +59,7 @@ def test_a_venv_the_tool_made_is_marked_first_and_can_be_rebuilt(tmp_path: Path)
         venv = Path(facts.prefix) / "venv"
         venv.mkdir(parents=True)
         (venv / ".localai-owned").write_text("")
-        build_venv(connector, spec, facts, Layout(facts.prefix))
+        build_venv(HostContext.of(connector, spec, facts))
         after = gather(connector, spec)
     assert after.venv.owned and after.venv.complete and after.venv.usable
 
@@ -85,7 +84,7 @@ def test_leftovers_are_cleared_only_where_the_tool_writes(tmp_path: Path) -> Non
         path.write_text("x")
     with LocalConnector(spec) as connector:
         facts = gather(connector, spec)
-        clear_leftovers(connector, spec, facts)
+        clear_leftovers(HostContext.of(connector, spec, facts))
     assert [p for p in ours if p.exists()] == []
     assert [p for p in theirs if not p.exists()] == []
 
@@ -119,5 +118,5 @@ def test_spec_without_models_clears_the_prefix_only(tmp_path: Path) -> None:
     leftover.parent.mkdir(parents=True)
     leftover.write_text("x")
     with LocalConnector(spec) as connector:
-        clear_leftovers(connector, spec, gather(connector, spec))
+        clear_leftovers(HostContext.of(connector, spec, gather(connector, spec)))
     assert not leftover.exists()

@@ -1,0 +1,360 @@
+"""The orchestration: per host, gather, plan, lock, run the steps the plan asks for, verify,
+gather and plan again; over the fleet, in parallel, in batches (--serial), up to --max-fail.
+
+Every failure becomes a HostError naming the step, the command and the tail of its output;
+it ends that host's run, never another's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
+from localai_provision.apply.context import (
+    CHANGED,
+    FAILED,
+    OK,
+    SKIPPED,
+    ApplyOptions,
+    HostContext,
+    StepLog,
+)
+from localai_provision.apply.host_models import copy_model, download_model
+from localai_provision.apply.hostlock import acquire_lock, clear_leftovers, release_lock
+from localai_provision.apply.install import (
+    build_venv,
+    install_packages,
+    install_shim,
+    write_server_config,
+)
+from localai_provision.apply.pull_timer import converge_pull_timer
+from localai_provision.apply.refuse import refuse_failures, refuse_unusable
+from localai_provision.apply.sources import refuse_escaping_links
+from localai_provision.apply.state import write_state
+from localai_provision.apply.verification import port_in_use, verify
+from localai_provision.connectors.base import Connector, connector_for
+from localai_provision.errors import HostError
+from localai_provision.facts.gather import gather
+from localai_provision.facts.model import Facts
+from localai_provision.fleet import (
+    DEFAULT_FORKS,
+    ConnectorFactory,
+    Fleet,
+    HostResult,
+    ProgressCallback,
+)
+from localai_provision.lock import Lock, LockError, lock_for
+from localai_provision.plan import (
+    MACOS,
+    MODEL,
+    PACKAGE,
+    PULL_TIMER,
+    SERVER_CONFIG,
+    SERVICE,
+    SERVICE_DEFINITION,
+    SHIM,
+    VENV,
+    Change,
+    plan,
+    plan_warnings,
+)
+from localai_provision.results import ApplyReport, HostStatus
+from localai_provision.services.base import ServiceManager, service_manager_for
+from localai_provision.services.launchd import LaunchdService
+from localai_provision.site.model import HostSpec
+from localai_provision.transfer import Distributor
+
+ByKind = dict[str, list[Change]]
+
+
+def execute(
+    fleet: Fleet,
+    host: HostContext,
+    changes: list[Change],
+    options: ApplyOptions,
+    lock: Lock | None,
+    distributor: Distributor,
+) -> Facts:
+    """Run the steps ``changes`` ask for, in order; return the facts read afterwards."""
+    by_kind: ByKind = {}
+    for change in changes:
+        by_kind.setdefault(change.kind, []).append(change)
+    # What the tool cannot fix stops the host before anything is touched.
+    refuse_unusable(host.spec, lock)
+    refuse_failures(host, changes)
+    _install(fleet, host, by_kind, lock, distributor)
+    _models(fleet, host, by_kind, distributor)
+    _host_settings(fleet, host, by_kind)
+    _service(fleet, host, by_kind, options)
+    fleet.progress(host.name, "checking the result")
+    host.log.current = "gather"
+    return gather(host.connector, host.spec)
+
+
+def _step(fleet: Fleet, host: HostContext, name: str, progress: str) -> None:
+    fleet.progress(host.name, progress)
+    host.log.current = name
+
+
+def _install(
+    fleet: Fleet, host: HostContext, by_kind: ByKind, lock: Lock | None, distributor: Distributor
+) -> None:
+    log = host.log
+    if VENV in by_kind:
+        _step(fleet, host, "venv", "building the venv")
+        build_venv(host)
+        log.steps.append({"step": "venv", "path": host.layout.venv})
+        log.done += by_kind[VENV]
+    if PACKAGE in by_kind:
+        _step(fleet, host, "packages", "installing packages")
+        install_packages(host, by_kind[PACKAGE], lock, distributor)
+        log.done += by_kind[PACKAGE]
+    if SHIM in by_kind:
+        _step(fleet, host, "shim", "installing the start-up shim")
+        install_shim(host)
+        log.steps.append({"step": "shim"})
+        log.done += by_kind[SHIM]
+    if SERVER_CONFIG in by_kind:
+        _step(fleet, host, "server-config", "writing the server configuration")
+        write_server_config(host)
+        log.steps.append({"step": "server-config"})
+        log.done += by_kind[SERVER_CONFIG]
+
+
+def _models(fleet: Fleet, host: HostContext, by_kind: ByKind, distributor: Distributor) -> None:
+    log = host.log
+    for change in by_kind.get(MODEL, []):
+        model = next(m for m in host.spec.models if m.id == change.name)
+        _step(fleet, host, "models", f"model {model.id}")
+        if model.source:
+            refuse_escaping_links(host.spec, model)
+            copied = copy_model(host, model, distributor)
+            log.warnings += copied.pop("warnings", [])
+            log.steps.append({"step": "models", **copied})
+        else:
+            log.steps.append({"step": "models", **download_model(host, model)})
+        log.done.append(change)
+
+
+def _host_settings(fleet: Fleet, host: HostContext, by_kind: ByKind) -> None:
+    log = host.log
+    if MACOS in by_kind:
+        _step(fleet, host, "macos", "Mac settings")
+        launchd = LaunchdService(host.connector, host.spec, host.layout, host.facts)
+        launchd.apply_macos_settings(by_kind[MACOS])
+        log.steps.append({"step": "macos", "settings": [c.name for c in by_kind[MACOS]]})
+        log.done += by_kind[MACOS]
+    for change in by_kind.get(PULL_TIMER, []):
+        fleet.progress(host.name, "the pull timer")
+        converge_pull_timer(host, change)
+        log.steps.append({"step": PULL_TIMER, "action": change.action})
+        log.done.append(change)
+
+
+def _service(fleet: Fleet, host: HostContext, by_kind: ByKind, options: ApplyOptions) -> None:
+    log = host.log
+    service_changes = by_kind.get(SERVICE, [])
+    service = service_manager_for(host.connector, host.spec, host.layout, host.facts)
+    redefined = SERVICE_DEFINITION in by_kind
+    if redefined:
+        _step(fleet, host, "service", "installing the service definition")
+        service.install()
+        log.steps.append({"step": "service-definition"})
+        log.done += by_kind[SERVICE_DEFINITION]
+    if not service_changes:
+        return
+    log.current = "service"
+    _run_service(fleet, service, host, service_changes[0], redefined)
+    log.done += service_changes
+    _step(fleet, host, "verify", "verifying and prewarming")
+    result = verify(host, options, prewarm=True)
+    log.verify = {e["path"]: round(e.get("ms", 0.0), 1) for e in result["endpoints"]}
+    log.verify["ready_after_s"] = round(result.get("waited_s") or 0.0, 2)
+    log.prewarm = [
+        {"model": p["model"], "ms": round(p.get("ms", 0.0), 1)} for p in result["prewarm"]
+    ]
+
+
+def _run_service(
+    fleet: Fleet, service: ServiceManager, host: HostContext, change: Change, redefined: bool
+) -> None:
+    spec, facts = host.spec, host.facts
+    process = facts.service.process
+    ours = process is not None and process.alive
+    if facts.port_open and not ours:
+        # Stop what is ours first (an orphaned server of this venv), then look again.
+        stopped = service.stop()
+        if port_in_use(host):
+            holders = facts.service.server_processes
+            who = f" by pid {holders[0].pid} ({holders[0].command[:100]})" if holders else ""
+            raise HostError(
+                host=spec.name,
+                step="service",
+                message=f"port {spec.server.port} is held by another program{who}",
+                hint="stop that program, or choose another `server.port` for this host",
+                details={"stopped": stopped},
+            )
+    if redefined:
+        # A changed definition is loaded anew, whether the job runs, crash-loops or is
+        # stopped: launchd keeps the old one until bootout.
+        fleet.progress(spec.name, "reloading the service")
+        service.reload()
+    elif change.action == "restart":
+        fleet.progress(spec.name, "restarting the server")
+        service.restart()
+    else:
+        fleet.progress(spec.name, "starting the server")
+        service.start()
+    host.log.steps.append({"step": "service", "action": change.action, "reason": change.reason})
+
+
+# --- one host ---------------------------------------------------------------------------------
+
+
+def _result(host: HostContext, status: HostStatus, warnings: list[str], **kw: Any) -> HostResult:
+    return HostResult(
+        name=host.name,
+        status=status,
+        warnings=warnings,
+        facts=host.facts,
+        commands=host.connector.commands_run,
+        connections=1,
+        **kw,
+    )
+
+
+def _unchanged(host: HostContext, warnings: list[str]) -> HostResult:
+    return _result(host, OK, warnings, details=ApplyReport(verify=_verify_from_facts(host.facts)))
+
+
+def _converge(
+    fleet: Fleet,
+    host: HostContext,
+    changes: list[Change],
+    lock: Lock | LockError | None,
+    options: ApplyOptions,
+    distributor: Distributor,
+    warnings: list[str],
+) -> HostResult:
+    """Under the host's lock: run the plan, prove nothing is left, write the state."""
+    fleet.progress(host.name, "taking the lock")
+    waited, took_over = acquire_lock(host, options.lock_wait_s)
+    host.log.warnings += took_over
+    try:
+        clear_leftovers(host)
+        if waited:
+            # Another apply ran meanwhile: plan again from what the host is now.
+            host = host.with_facts(gather(host.connector, host.spec))
+            changes = plan(host.spec, host.facts, lock)
+            if not changes:
+                return _unchanged(host, warnings + host.log.warnings)
+        locked = lock if isinstance(lock, Lock) else None
+        after = host.with_facts(execute(fleet, host, changes, options, locked, distributor))
+        remaining = plan(host.spec, after.facts, lock)
+        if remaining:
+            raise HostError(
+                host=host.name,
+                step="converge",
+                message="the host still differs after the steps ran: "
+                + "; ".join(f"{c.resource}: {c.reason}" for c in remaining),
+                hint="run `localai plan` to see the differences; report this if it repeats",
+            )
+        write_state(after, options)
+    finally:
+        # If the connection is gone, the next apply takes the stale lock over.
+        with contextlib.suppress(HostError):
+            release_lock(host)
+    log = host.log
+    return _result(
+        after,
+        CHANGED,
+        warnings + log.warnings,
+        changes=changes,
+        details=ApplyReport.from_log(log.verify, log.prewarm, log.steps),
+    )
+
+
+def apply_job_factory(
+    options: ApplyOptions, distributor: Distributor | None = None
+) -> Callable[[Fleet, HostSpec], HostResult]:
+    shared = distributor or Distributor()
+
+    def apply_job(fleet: Fleet, spec: HostSpec) -> HostResult:
+        fleet.progress(spec.name, "connecting")
+        connector: Connector = fleet.open(spec)
+        log = StepLog()
+        try:
+            fleet.progress(spec.name, "gathering facts")
+            host = HostContext.of(connector, spec, gather(connector, spec), log)
+            lock = lock_for(spec, host.facts)
+            warnings = list(getattr(connector, "warnings", [])) + plan_warnings(spec, host.facts)
+            changes = plan(spec, host.facts, lock)
+            if not changes:
+                return _unchanged(host, warnings)
+            return _converge(fleet, host, changes, lock, options, shared, warnings)
+        except HostError as exc:
+            if not exc.step:
+                exc.step = log.current or "apply"
+            exc.details.setdefault("report", ApplyReport.from_log({}, [], log.steps))
+            exc.details.setdefault("changes", log.done)
+            raise
+        finally:
+            shared.retire(spec.name)
+            fleet.release(connector)
+
+    return apply_job
+
+
+def _verify_from_facts(facts: Facts) -> dict[str, float]:
+    return {e.path: round(e.ms, 1) for e in facts.endpoints if e.ms is not None}
+
+
+def apply_hosts(
+    hosts: list[HostSpec],
+    options: ApplyOptions,
+    *,
+    forks: int = DEFAULT_FORKS,
+    max_fail: int | None = None,
+    serial: int | None = None,
+    connector_factory: ConnectorFactory = connector_for,
+    progress: ProgressCallback | None = None,
+) -> list[HostResult]:
+    """Converge every host; one result per host, sorted by name.
+
+    ``serial`` N works through the hosts N at a time (a rolling update of a lab that serves
+    people) and starts no new batch once one failed. ``max_fail`` N starts no new host after
+    N failures.
+    """
+    batches = (
+        [hosts] if not serial else [hosts[i : i + serial] for i in range(0, len(hosts), serial)]
+    )
+    results: list[HostResult] = []
+    failures = 0
+    job = apply_job_factory(options)
+    for number, batch in enumerate(batches):
+        if serial and failures:
+            results += [_not_started(spec, number, serial) for spec in batch]
+            continue
+        left = None if max_fail is None else max(0, max_fail - failures)
+        fleet = Fleet(
+            batch,
+            forks=forks,
+            connector_factory=connector_factory,
+            progress=progress,
+            max_fail=left,
+            error_status=FAILED,
+        )
+        if left == 0:
+            fleet.stop_starting()
+        batch_results = fleet.run(job)
+        failures += sum(1 for r in batch_results if r.failed)
+        results += batch_results
+    return sorted(results, key=lambda r: r.name)
+
+
+def _not_started(spec: HostSpec, batch: int, serial: int) -> HostResult:
+    error = HostError(
+        host=spec.name, message=f"not started: batch {batch} of --serial {serial} failed"
+    )
+    return HostResult(name=spec.name, status=SKIPPED, error=error)
