@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime
 import itertools
 import json
-import plistlib
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -18,9 +17,6 @@ from typing import Any
 from localai_provision.facts.model import (
     EndpointFacts,
     Facts,
-    LaunchdFacts,
-    MacFacts,
-    MacosFacts,
     ModelFacts,
     ProcessFacts,
     PullReport,
@@ -32,7 +28,34 @@ from localai_provision.facts.model import (
     SystemFacts,
     VenvFacts,
 )
+from localai_provision.facts.parse_mac import (
+    parse_exit_code,
+    parse_helper_conf,
+    parse_launchctl_print,
+    parse_launchd,
+    parse_mac,
+    parse_macos_settings,
+    parse_macos_version,
+    parse_pmset,
+    parse_signal,
+    parse_sw_vers,
+    parse_sysctl,
+)
 from localai_provision.site.model import ModelSpec, canonical_package_name
+
+__all__ = [  # the Mac's parsers, re-exported: callers import every parser from here
+    "parse_exit_code",
+    "parse_helper_conf",
+    "parse_launchctl_print",
+    "parse_launchd",
+    "parse_mac",
+    "parse_macos_settings",
+    "parse_macos_version",
+    "parse_pmset",
+    "parse_signal",
+    "parse_sw_vers",
+    "parse_sysctl",
+]
 
 _COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 # The lines facts/remote.py prints around its JSON (its BEGIN and END).
@@ -100,153 +123,6 @@ def parse_os_release(text: str | None) -> str:
         if key.strip() == "VERSION_ID":
             return value.strip().strip('"')
     return ""
-
-
-def parse_macos_version(plist_text: str | None) -> str:
-    """ProductVersion from /System/Library/CoreServices/SystemVersion.plist (what sw_vers
-    prints as ProductVersion), e.g. `14.5`."""
-    if not plist_text:
-        return ""
-    try:
-        data = plistlib.loads(plist_text.encode("utf-8"))
-    except (plistlib.InvalidFileException, ValueError, SyntaxError):
-        return ""
-    version = data.get("ProductVersion", "") if isinstance(data, dict) else ""
-    return str(version)
-
-
-def parse_sw_vers(text: str) -> dict[str, str]:
-    """`sw_vers` output (`ProductName:\\tmacOS` lines) as a mapping."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            values[key.strip()] = value.strip()
-    return values
-
-
-def parse_launchctl_print(text: str | None) -> dict[str, str]:
-    """The top-level `key = value` lines of `launchctl print DOMAIN/LABEL` (state, pid,
-    runs, last exit code, path, ...). Nested blocks (arguments, environment) are skipped."""
-    values: dict[str, str] = {}
-    depth = 0
-    for line in (text or "").splitlines():
-        stripped = line.strip()
-        if stripped.endswith("{"):
-            depth += 1
-            continue
-        if stripped == "}":
-            depth -= 1
-            continue
-        if depth == 1 and " = " in stripped:
-            key, _, value = stripped.partition(" = ")
-            values[key.strip()] = value.strip()
-    return values
-
-
-def _int_or_none(value: str | None) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except ValueError:
-        return None
-
-
-def parse_exit_code(value: str | None) -> tuple[int | None, str | None]:
-    """`last exit code = 78: EX_CONFIG` (macOS 13+ names the code), `= 1`, or
-    `= (never exited)`: the code and its name."""
-    match = re.fullmatch(r"(-?\d+)(?::\s*(.+))?", (value or "").strip())
-    if not match:
-        return None, None
-    return int(match.group(1)), (match.group(2) or None)
-
-
-def parse_signal(value: str | None) -> tuple[int | None, str | None]:
-    """`last terminating signal = Killed: 9` (the name first, then the number)."""
-    match = re.fullmatch(r"(?:(.+?):\s*)?(\d+)", (value or "").strip())
-    if not match:
-        return None, None
-    return int(match.group(2)), (match.group(1) or None)
-
-
-def parse_launchd(raw: dict[str, Any] | None) -> LaunchdFacts | None:
-    if not raw:
-        return None
-    values = parse_launchctl_print(raw.get("print"))
-    loaded = raw.get("print_status") == 0
-    code, code_name = parse_exit_code(values.get("last exit code"))
-    signal, signal_name = parse_signal(values.get("last terminating signal"))
-    return LaunchdFacts(
-        target=str(raw.get("target", "")),
-        loaded=loaded,
-        state=values.get("state") if loaded else None,
-        pid=_int_or_none(values.get("pid")),
-        runs=_int_or_none(values.get("runs")),
-        last_exit_code=code,
-        plist_path=str(raw.get("plist_path", "")),
-        plist=raw.get("plist"),
-        last_exit_name=code_name,
-        last_signal=signal,
-        last_signal_name=signal_name,
-        last_exit_reason=values.get("last exit reason") or None,
-    )
-
-
-def parse_sysctl(text: str | None) -> dict[str, str]:
-    """`sysctl NAME NAME`: `name: value` lines (an unknown name goes to stderr)."""
-    values: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        key, sep, value = line.partition(":")
-        if sep:
-            values[key.strip()] = value.strip()
-    return values
-
-
-def parse_helper_conf(text: str | None) -> dict[str, str]:
-    """The root helper's settings file: `KEY='value'` lines as the installer writes them."""
-    values: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.isidentifier():
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] == "'":
-                value = value[1:-1].replace("'\\''", "'")
-            values[key] = value
-    return values
-
-
-def parse_mac(raw: Any) -> MacFacts | None:
-    if not isinstance(raw, dict):
-        return None
-    sysctl = parse_sysctl(raw.get("sysctl"))
-    clt = raw.get("clt") if isinstance(raw.get("clt"), dict) else None
-    sudo = raw.get("sudo") if isinstance(raw.get("sudo"), dict) else None
-    console = raw.get("console_uid")
-    return MacFacts(
-        memsize_bytes=_int_or_none(sysctl.get("hw.memsize")),
-        helper_sha256=raw.get("helper_sha256") or None,
-        helper_conf=parse_helper_conf(raw.get("helper_conf")),
-        helper_checked="helper_sha256" in raw,
-        console_uid=int(console) if isinstance(console, str) and console.isdigit() else None,
-        clt_checked=clt is not None,
-        clt_path=(clt or {}).get("path") or None if (clt or {}).get("status") == 0 else None,
-        clt_error=(clt or {}).get("error") or None,
-        filevault=raw.get("filevault"),
-        sudo_checked=sudo is not None,
-        sudo_ok=(sudo or {}).get("status") == 0,
-        sudo_output=(sudo or {}).get("output"),
-    )
-
-
-def parse_pmset(text: str | None) -> dict[str, str]:
-    """`pmset -g`: ` sleep                 1` lines (the headings are skipped)."""
-    values: dict[str, str] = {}
-    for line in (text or "").splitlines():
-        if not line.startswith(" "):
-            continue
-        parts = line.split()
-        if len(parts) >= 2:
-            values[parts[0]] = parts[1]
-    return values
 
 
 def parse_etime(text: str) -> float | None:
@@ -511,16 +387,8 @@ def framed(output: str) -> str:
     return "\n".join(lines[begins[-1] + 1 : end])
 
 
-def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
-    """The whole document printed by facts/remote.py."""
-    try:
-        doc = json.loads(framed(output))
-    except json.JSONDecodeError as exc:
-        raise FactsFormatError(f"the facts script printed no JSON ({exc.msg})") from None
-    if not isinstance(doc, dict) or doc.get("v") != 1:
-        raise FactsFormatError("the facts script printed an unknown format")
-    errors: dict[str, str] = dict(doc.get("errors") or {})
-    sys_raw = doc.get("system") or {}
+def parse_system(sys_raw: dict[str, Any]) -> SystemFacts:
+    """The `system` section: the OS (macOS from sw_vers or SystemVersion.plist), the user."""
     sysname = str(sys_raw.get("sysname", ""))
     if sysname == "Darwin":
         os_name = "macos"
@@ -529,7 +397,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         ) or parse_macos_version(sys_raw.get("system_version_plist"))
     else:
         os_name, os_version = sysname.lower(), parse_os_release(sys_raw.get("os_release"))
-    system = SystemFacts(
+    return SystemFacts(
         os=os_name,
         os_version=os_version,
         kernel=str(sys_raw.get("release", "")),
@@ -541,16 +409,20 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         clock=float(sys_raw.get("time", 0.0)),
         portaudio=bool(sys_raw.get("portaudio", True)),
     )
-    py_raw = doc.get("python") or {}
+
+
+def parse_python(py_raw: dict[str, Any]) -> PythonFacts:
     parts = [int(v) for v in (py_raw.get("version") or [])[:3]] + [0, 0, 0]
-    python = PythonFacts(
+    return PythonFacts(
         requested=str(py_raw.get("requested", "")),
         executable=str(py_raw.get("executable", "")),
         version=(parts[0], parts[1], parts[2]),
         found=not py_raw.get("fallback", False),
     )
-    venv_raw = doc.get("venv") or {}
-    venv = VenvFacts(
+
+
+def parse_venv(venv_raw: dict[str, Any]) -> VenvFacts:
+    return VenvFacts(
         path=str(venv_raw.get("path", "")),
         exists=bool(venv_raw.get("exists")),
         python_exists=bool(venv_raw.get("python_exists")),
@@ -563,25 +435,33 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         owned=bool(venv_raw.get("owned") or venv_raw.get("complete")),
         empty=bool(venv_raw.get("empty")),
     )
-    svc_raw = doc.get("service") or {}
+
+
+def parse_service(svc_raw: dict[str, Any], launchd: Any) -> ServiceFacts:
     pid_text = (svc_raw.get("pid_file") or "").strip()
-    service = ServiceFacts(
+    return ServiceFacts(
         kind=str(svc_raw.get("kind", "")),
         pid=int(pid_text) if pid_text.isdigit() else None,
         process=parse_process(svc_raw.get("process")),
         server_processes=parse_server_processes(svc_raw.get("server_processes")),
-        launchd=parse_launchd(doc.get("launchd")),
+        launchd=parse_launchd(launchd),
     )
-    mac_raw = doc.get("macos_settings")
-    macos = (
-        MacosFacts(
-            pmset=parse_pmset(mac_raw.get("pmset")),
-            wired_limit_mb=_int_or_none(mac_raw.get("wired_limit_mb")),
-            boot_plist=mac_raw.get("boot_plist"),
-        )
-        if isinstance(mac_raw, dict)
-        else None
-    )
+
+
+def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
+    """The whole document printed by facts/remote.py."""
+    try:
+        doc = json.loads(framed(output))
+    except json.JSONDecodeError as exc:
+        raise FactsFormatError(f"the facts script printed no JSON ({exc.msg})") from None
+    if not isinstance(doc, dict) or doc.get("v") != 1:
+        raise FactsFormatError("the facts script printed an unknown format")
+    errors: dict[str, str] = dict(doc.get("errors") or {})
+    system = parse_system(doc.get("system") or {})
+    python = parse_python(doc.get("python") or {})
+    venv = parse_venv(doc.get("venv") or {})
+    service = parse_service(doc.get("service") or {}, doc.get("launchd"))
+    macos = parse_macos_settings(doc.get("macos_settings"))
     by_dir = {m.get("dir"): m for m in doc.get("models") or [] if isinstance(m, dict)}
     prefix = doc.get("prefix") or {}
     disk = doc.get("disk") or {}

@@ -23,7 +23,8 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path as FsPath
@@ -203,110 +204,153 @@ def problems_from_schema(doc: Document) -> list[Problem]:
     return sorted(set(problems))
 
 
+@dataclass(frozen=True)
+class _Failure:
+    """One schema error, with what every message builder reads from it."""
+
+    doc: Document
+    error: ValidationError
+    path: Path
+    schema: dict[str, Any]
+    value: Any
+    expected: Any
+
+    def at(self, message: str) -> list[Problem]:
+        return [self.doc.problem(self.path, message)]
+
+
 def _translate(doc: Document, error: ValidationError) -> list[Problem]:
-    path: Path = tuple(error.absolute_path)
-    schema = error.schema if isinstance(error.schema, dict) else {}
+    failure = _Failure(
+        doc=doc,
+        error=error,
+        path=tuple(error.absolute_path),
+        schema=error.schema if isinstance(error.schema, dict) else {},
+        value=error.instance,
+        expected=error.validator_value,
+    )
     kind = str(error.validator)
-    value: Any = error.instance
-    expected: Any = error.validator_value
-
     if "propertyNames" in error.relative_schema_path and kind != "propertyNames":
-        # jsonschema reports a bad key with the mapping's path; point at the key itself.
-        reason = schema.get("x-error") or error.message
-        return [doc.problem((*path, str(value)), f"bad name `{value}`: {reason}", key=True)]
+        return _bad_key_name(failure)
+    build = _MESSAGES.get(kind)
+    problems = build(failure) if build is not None else None
+    # A builder that has nothing better to say (None) leaves jsonschema's own words.
+    return problems if problems is not None else failure.at(error.message)
 
-    if kind in ("unevaluatedProperties", "additionalProperties") and isinstance(value, dict):
-        allowed = _known_properties(schema)
-        problems = []
-        for key in value:
-            if key in allowed:
-                continue
-            hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
-            suggestion = (
-                f"; did you mean `{hint[0]}`?"
-                if hint
-                else (f"; allowed here: {', '.join(sorted(allowed))}" if allowed else "")
-            )
-            problems.append(
-                doc.problem((*path, str(key)), f"unknown key `{key}`{suggestion}", key=True)
-            )
-        return problems
-    if kind == "required":
-        missing = [k for k in expected if k not in value]
-        where = "the file needs" if not path else "needs"
-        return [doc.problem(path, f"{where} the key `{k}`") for k in missing]
-    if kind == "propertyNames":
-        # The failing name is the instance of a sub-error; point at that key.
-        bad = [e.instance for e in error.context] or [value]
-        problems = []
-        for name in bad:
-            sub = next((e for e in error.context if e.instance == name), None)
-            sub_schema = _resolve(sub.schema) if sub and isinstance(sub.schema, dict) else {}
-            reason = sub_schema.get("x-error") or (sub.message if sub else "is not allowed")
-            problems.append(
-                doc.problem((*path, str(name)), f"bad name `{name}`: {reason}", key=True)
-            )
-        return problems
-    if kind in ("anyOf", "oneOf"):
-        # Report the branch that matches the value's type, so a mapping gets the mapping's
-        # errors rather than "is not valid under any of the given schemas".
-        branches: dict[int, list[ValidationError]] = {}
-        for sub in error.context:
-            branches.setdefault(sub.relative_schema_path[0], []).append(sub)  # type: ignore[arg-type]
-        for subs in branches.values():
-            if not any(s.validator == "type" and not s.relative_path for s in subs):
-                return [p for s in subs for p in _translate(doc, s)]
-        if _not_finite(value):
-            return [doc.problem(path, _NOT_FINITE)]
-        reason = schema.get("x-error") or "is not any of the kinds of value allowed here"
-        return [doc.problem(path, f"{_show(value)} {reason}")]
-    if kind == "x-dedicated-folder":
-        return [doc.problem(path, f"{_show(value)} {expected['x-error']}")]
-    if kind == "pattern" and schema.get("x-error"):
-        return [doc.problem(path, f"{_show(value)}: {schema['x-error']}")]
-    if kind == "type":
-        wanted_list: list[str] = expected if isinstance(expected, list) else [expected]
-        if _not_finite(value) and "number" in wanted_list:
-            return [doc.problem(path, _NOT_FINITE)]
-        words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted_list)
-        got = "null" if value is None else f"{_json_type(value)} {_show(value)}"
-        advice = ""
-        if isinstance(value, float) and "integer" in wanted_list:
-            advice = "; write a whole number without a decimal point"
-        return [doc.problem(path, f"expected {words}, got {got}{advice}")]
-    if kind == "enum" and isinstance(value, bool) and ("off" in expected or "on" in expected):
+
+def _bad_key_name(f: _Failure) -> list[Problem]:
+    # jsonschema reports a bad key with the mapping's path; point at the key itself.
+    reason = f.schema.get("x-error") or f.error.message
+    return [f.doc.problem((*f.path, str(f.value)), f"bad name `{f.value}`: {reason}", key=True)]
+
+
+def _unknown_keys(f: _Failure) -> list[Problem] | None:
+    if not isinstance(f.value, dict):
+        return None
+    allowed = _known_properties(f.schema)
+    problems = []
+    for key in f.value:
+        if key in allowed:
+            continue
+        hint = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+        suggestion = (
+            f"; did you mean `{hint[0]}`?"
+            if hint
+            else (f"; allowed here: {', '.join(sorted(allowed))}" if allowed else "")
+        )
+        problems.append(
+            f.doc.problem((*f.path, str(key)), f"unknown key `{key}`{suggestion}", key=True)
+        )
+    return problems
+
+
+def _missing_keys(f: _Failure) -> list[Problem]:
+    missing = [k for k in f.expected if k not in f.value]
+    where = "the file needs" if not f.path else "needs"
+    return [f.doc.problem(f.path, f"{where} the key `{k}`") for k in missing]
+
+
+def _bad_names(f: _Failure) -> list[Problem]:
+    # The failing name is the instance of a sub-error; point at that key.
+    context = f.error.context
+    bad = [e.instance for e in context] or [f.value]
+    problems = []
+    for name in bad:
+        sub = next((e for e in context if e.instance == name), None)
+        sub_schema = _resolve(sub.schema) if sub and isinstance(sub.schema, dict) else {}
+        reason = sub_schema.get("x-error") or (sub.message if sub else "is not allowed")
+        problems.append(
+            f.doc.problem((*f.path, str(name)), f"bad name `{name}`: {reason}", key=True)
+        )
+    return problems
+
+
+def _no_branch(f: _Failure) -> list[Problem]:
+    # Report the branch that matches the value's type, so a mapping gets the mapping's
+    # errors rather than "is not valid under any of the given schemas".
+    branches: dict[int, list[ValidationError]] = {}
+    for sub in f.error.context:
+        branches.setdefault(sub.relative_schema_path[0], []).append(sub)  # type: ignore[arg-type]
+    for subs in branches.values():
+        if not any(s.validator == "type" and not s.relative_path for s in subs):
+            return [p for s in subs for p in _translate(f.doc, s)]
+    if _not_finite(f.value):
+        return f.at(_NOT_FINITE)
+    reason = f.schema.get("x-error") or "is not any of the kinds of value allowed here"
+    return f.at(f"{_show(f.value)} {reason}")
+
+
+def _pattern_explained(f: _Failure) -> list[Problem] | None:
+    if not f.schema.get("x-error"):
+        return None
+    return f.at(f"{_show(f.value)}: {f.schema['x-error']}")
+
+
+def _wrong_type(f: _Failure) -> list[Problem]:
+    wanted_list: list[str] = f.expected if isinstance(f.expected, list) else [f.expected]
+    if _not_finite(f.value) and "number" in wanted_list:
+        return f.at(_NOT_FINITE)
+    words = " or ".join(_TYPE_WORDS.get(w, w) for w in wanted_list)
+    got = "null" if f.value is None else f"{_json_type(f.value)} {_show(f.value)}"
+    advice = ""
+    if isinstance(f.value, float) and "integer" in wanted_list:
+        advice = "; write a whole number without a decimal point"
+    return f.at(f"expected {words}, got {got}{advice}")
+
+
+def _not_one_of(f: _Failure) -> list[Problem]:
+    value, expected = f.value, f.expected
+    if isinstance(value, bool) and ("off" in expected or "on" in expected):
         word = "off" if not value else "on"
-        return [
-            doc.problem(
-                path,
-                f'YAML reads an unquoted {word} as {str(value).lower()}; write "{word}" in quotes',
-            )
-        ]
-    if kind == "enum":
-        options = ", ".join(str(v) for v in expected)
-        return [doc.problem(path, f"{_show(value)} is not one of: {options}")]
-    if kind == "const":
-        return [
-            doc.problem(
-                path,
-                f"{_show(value)} is not supported; the only value is {_show(expected)}",
-            )
-        ]
-    if kind == "maximum":
-        return [doc.problem(path, f"{value} is above the maximum {expected}")]
-    if kind == "minimum":
-        return [doc.problem(path, f"{value} is below the minimum {expected}")]
-    if kind == "exclusiveMinimum":
-        return [doc.problem(path, f"{value} must be greater than {expected}")]
-    if kind == "minProperties":
-        return [doc.problem(path, "needs at least one entry")]
-    if kind == "minLength":
-        return [doc.problem(path, "may not be empty")]
-    if kind == "maxLength":
-        return [doc.problem(path, f"is longer than {expected} characters")]
-    if kind == "uniqueItems":
-        return [doc.problem(path, f"{_show(value)} lists an item twice")]
-    return [doc.problem(path, error.message)]
+        return f.at(
+            f'YAML reads an unquoted {word} as {str(value).lower()}; write "{word}" in quotes'
+        )
+    options = ", ".join(str(v) for v in expected)
+    return f.at(f"{_show(value)} is not one of: {options}")
+
+
+# How each failed keyword is said; None from a builder: jsonschema's own message.
+_MESSAGES: dict[str, Callable[[_Failure], list[Problem] | None]] = {
+    "unevaluatedProperties": _unknown_keys,
+    "additionalProperties": _unknown_keys,
+    "required": _missing_keys,
+    "propertyNames": _bad_names,
+    "anyOf": _no_branch,
+    "oneOf": _no_branch,
+    "x-dedicated-folder": lambda f: f.at(f"{_show(f.value)} {f.expected['x-error']}"),
+    "pattern": _pattern_explained,
+    "type": _wrong_type,
+    "enum": _not_one_of,
+    "const": lambda f: f.at(
+        f"{_show(f.value)} is not supported; the only value is {_show(f.expected)}"
+    ),
+    "maximum": lambda f: f.at(f"{f.value} is above the maximum {f.expected}"),
+    "minimum": lambda f: f.at(f"{f.value} is below the minimum {f.expected}"),
+    "exclusiveMinimum": lambda f: f.at(f"{f.value} must be greater than {f.expected}"),
+    "minProperties": lambda f: f.at("needs at least one entry"),
+    "minLength": lambda f: f.at("may not be empty"),
+    "maxLength": lambda f: f.at(f"is longer than {f.expected} characters"),
+    "uniqueItems": lambda f: f.at(f"{_show(f.value)} lists an item twice"),
+}
 
 
 def check_schema() -> None:

@@ -349,64 +349,15 @@ def read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
 
 def _read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
     builder = _Builder(file)
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
-        return builder.doc, [
-            Problem(
-                file,
-                1,
-                1,
-                f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
-                "a site file this size is almost certainly not one",
-            )
-        ]
-    hidden = _hidden_break(text, file)
-    if hidden is not None:
-        return builder.doc, [hidden]
-    try:
-        too_many = _count_nodes(text, file)
-        if too_many is not None:
-            return builder.doc, [too_many]
-        nodes = list(yaml.compose_all(text, Loader=_LOADER))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        message = f"YAML syntax: {exc.problem or exc.context}"
-        if exc.context and exc.problem:
-            message = f"YAML syntax: {exc.problem} ({exc.context})"
-        return builder.doc, [Problem(file, line, col, message)]
-    except yaml.reader.ReaderError as exc:
-        line, col = _position(text, exc.position)
-        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        return builder.doc, [
-            Problem(
-                file,
-                line,
-                col,
-                f"character U+{code:04X} is not allowed in YAML; "
-                "remove it or write it as an escape inside double quotes",
-            )
-        ]
-    except yaml.YAMLError as exc:
-        return builder.doc, [Problem(file, 1, 1, f"YAML: {exc}")]
-    except RecursionError:
-        return builder.doc, [Problem(file, 1, 1, "nesting too deep to read; flatten the file")]
-    nodes = [n for n in nodes if n is not None]
-    if not nodes:
-        return builder.doc, [
-            Problem(
-                file, 1, 1, "the file is empty; a site needs at least `version: 1` and `hosts:`"
-            )
-        ]
-    if len(nodes) > 1:
-        mark = nodes[1].start_mark
-        return builder.doc, [
-            Problem(
-                file,
-                mark.line + 1,
-                mark.column + 1,
-                "the file holds more than one YAML document (`---`); keep one site per file",
-            )
-        ]
+    refused = _refuse_text(text, file)
+    if refused is not None:
+        return builder.doc, [refused]
+    nodes, refused = _compose(text, file)
+    if refused is not None:
+        return builder.doc, [refused]
+    refused = _one_document(nodes, file)
+    if refused is not None:
+        return builder.doc, [refused]
     try:
         _expanded_size(nodes[0], {})
         builder.doc.data = builder.build(nodes[0], ())
@@ -423,3 +374,63 @@ def _read_yaml(text: str, file: str) -> tuple[Document, list[Problem]]:
     except RecursionError:
         return builder.doc, [Problem(file, 1, 1, "nesting too deep to read; flatten the file")]
     return builder.doc, builder.problems
+
+
+def _refuse_text(text: str, file: str) -> Problem | None:
+    """What is refused before YAML reads a character: size, and hidden line breaks."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        return Problem(
+            file,
+            1,
+            1,
+            f"the file is larger than {MAX_FILE_BYTES // 2**20} MiB; "
+            "a site file this size is almost certainly not one",
+        )
+    return _hidden_break(text, file)
+
+
+def _compose(text: str, file: str) -> tuple[list[Node], Problem | None]:
+    """The documents' node trees, once the events show the file is not too large or deep."""
+    try:
+        too_many = _count_nodes(text, file)
+        if too_many is not None:
+            return [], too_many
+        nodes = list(yaml.compose_all(text, Loader=_LOADER))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        message = f"YAML syntax: {exc.problem or exc.context}"
+        if exc.context and exc.problem:
+            message = f"YAML syntax: {exc.problem} ({exc.context})"
+        return [], Problem(file, line, col, message)
+    except yaml.reader.ReaderError as exc:
+        line, col = _position(text, exc.position)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return [], Problem(
+            file,
+            line,
+            col,
+            f"character U+{code:04X} is not allowed in YAML; "
+            "remove it or write it as an escape inside double quotes",
+        )
+    except yaml.YAMLError as exc:
+        return [], Problem(file, 1, 1, f"YAML: {exc}")
+    except RecursionError:
+        return [], Problem(file, 1, 1, "nesting too deep to read; flatten the file")
+    return [n for n in nodes if n is not None], None
+
+
+def _one_document(nodes: list[Node], file: str) -> Problem | None:
+    if not nodes:
+        return Problem(
+            file, 1, 1, "the file is empty; a site needs at least `version: 1` and `hosts:`"
+        )
+    if len(nodes) > 1:
+        mark = nodes[1].start_mark
+        return Problem(
+            file,
+            mark.line + 1,
+            mark.column + 1,
+            "the file holds more than one YAML document (`---`); keep one site per file",
+        )
+    return None

@@ -1,29 +1,15 @@
-"""Reach a host over SSH with paramiko.
-
-The only module that imports paramiko. (fabric was used here before: its Config and
-Connection cost about 3 ms of controller CPU per host and its command runner polls in three
-threads per command, which a 100-host run pays in GIL contention; what is used of it, one
-client, one command at a time, one SFTP session, is a few lines of paramiko.)
-
-Every SSH failure is translated here into the project's own errors, each naming the host and
-saying what to do. One connection per host is opened and reused for every command.
-
-The site file is the whole truth about a host: ~/.ssh/config is not read (it could silently
-change the address, user or port the site names).
-"""
+"""The SSH connector: connect (errors translated into the project's own), run, send and
+fetch files (over SFTP, or the command channel where a host has none)."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import io
-import logging
 import os
 import posixpath
 import secrets
 import socket
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,6 +22,25 @@ from localai_provision.connectors.base import (
     DEFAULT_COMMAND_TIMEOUT_S,
     CommandResult,
     Connector,
+)
+from localai_provision.connectors.ssh.channel import (
+    _DISK_FULL_BYTES,
+    _CommandTimeout,
+    _create_private,
+    _exec,
+    _megabytes,
+    _tail,
+    _text,
+)
+from localai_provision.connectors.ssh.hostkeys import (
+    _AcceptNewPolicy,
+    _fingerprint,
+    _host_entry_name,
+    _known_hosts_lines,
+    _known_keys,
+    _StrictPolicy,
+    _UnknownHostKey,
+    known_hosts_path,
 )
 from localai_provision.errors import (
     AuthenticationError,
@@ -54,21 +59,6 @@ from localai_provision.files import (
 )
 from localai_provision.site.model import HostSpec
 
-# paramiko logs a traceback at ERROR from its transport thread when a connection dies during
-# the handshake (a hung host we close on Ctrl-C or timeout). We report that failure ourselves,
-# as a ConnectError; without a handler, Python's last-resort logger would print the traceback.
-logging.getLogger("paramiko").addHandler(logging.NullHandler())
-logging.getLogger("paramiko").propagate = False
-
-
-def known_hosts_path(host: HostSpec) -> Path:
-    return Path(os.path.expanduser(host.known_hosts_file))
-
-
-def _host_entry_name(address: str, port: int) -> str:
-    """How known_hosts names a host: `addr` on port 22, `[addr]:port` otherwise."""
-    return address if port == 22 else f"[{address}]:{port}"
-
 
 def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     """paramiko's transport, preferring AES-GCM to AES-CTR with HMAC-SHA2 (both still offered;
@@ -80,94 +70,6 @@ def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     gcm = tuple(c for c in ciphers if c.endswith("-gcm@openssh.com"))
     options.ciphers = gcm + tuple(c for c in ciphers if c not in gcm)
     return transport
-
-
-_parsed_known_hosts: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}
-_parsed_lock = threading.Lock()
-
-
-def _known_keys(path: Path, entry_name: str) -> list[tuple[str, paramiko.PKey]]:
-    """What known_hosts holds for ``entry_name`` (as paramiko's load_host_keys would find it),
-    the file parsed once per process and again only when it changes. Parsing the whole file
-    for every host made a fleet's connections cost O(hosts) each: 6 ms per host at 100."""
-    stat = path.stat()
-    stamp = (stat.st_mtime_ns, stat.st_size)
-    with _parsed_lock:
-        cached = _parsed_known_hosts.get(str(path))
-        if cached is None or cached[0] != stamp:
-            keys = paramiko.HostKeys()
-            keys.load(str(path))
-            cached = _parsed_known_hosts[str(path)] = (stamp, keys)
-    found = cached[1].lookup(entry_name)
-    return list(found.items()) if found is not None else []
-
-
-def _fingerprint(key: paramiko.PKey) -> str:
-    return f"{key.get_name()} SHA256:{key.fingerprint.split(':', 1)[-1]}"
-
-
-class _AcceptNewPolicy(paramiko.MissingHostKeyPolicy):
-    """OpenSSH's `StrictHostKeyChecking accept-new`: record a new host's key, refuse a change.
-
-    A changed key never reaches a policy: paramiko raises BadHostKeyException for it first.
-    Appending (under an exclusive lock) rather than paramiko's save_host_keys, which rewrites
-    the whole file and would lose lines written by hosts connecting in parallel.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        line = f"{hostname} {key.get_name()} {key.get_base64()}\n"
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with open(self.path, "a", encoding="utf-8") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            try:
-                f.write(line)
-                f.flush()
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
-        client.get_host_keys().add(hostname, key.get_name(), key)
-
-
-class _StrictPolicy(paramiko.MissingHostKeyPolicy):
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def missing_host_key(
-        self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey
-    ) -> None:
-        raise _UnknownHostKey(hostname, key)
-
-
-class _UnknownHostKey(Exception):
-    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
-        super().__init__(hostname)
-        self.hostname = hostname
-        self.key = key
-
-
-def _known_hosts_lines(path: Path, entry_name: str) -> list[int]:
-    """Line numbers in known_hosts that name ``entry_name`` (plain or hashed)."""
-    found: list[int] = []
-    try:
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
-    except OSError:
-        return found
-    for number, line in enumerate(lines, start=1):
-        fields = line.split()
-        if not fields or line.startswith("#"):
-            continue
-        for name in fields[0].split(","):
-            if name == entry_name:
-                found.append(number)
-            elif name.startswith("|1|"):
-                salt = name.split("|")[2]
-                if paramiko.HostKeys.hash_host(entry_name, salt) == name:
-                    found.append(number)
-    return found
 
 
 class SSHConnector(Connector):
@@ -658,88 +560,3 @@ class SSHConnector(Connector):
         except (OSError, paramiko.SSHException) as exc:
             raise CommandError(host=self.host.name, message=f"cannot read {path}: {exc}") from None
         return buffer.getvalue()
-
-
-def _create_private(sftp: paramiko.SFTPClient, path: str) -> paramiko.SFTPFile:
-    """sftp.open(path, "wb"), except that the file is created with mode 0600 and must not
-    exist yet. paramiko's open() sends no mode, so the server creates the file 0666 less its
-    umask (0644): readable by everyone until a chmod, with the secrets of server.json in it.
-    The mode goes in the open request itself, as the SFTP protocol allows (OpenSSH's
-    sftp-server honours it); EXCL refuses a file or link planted at the name beforehand."""
-    attrs = paramiko.SFTPAttributes()
-    attrs.st_mode = 0o600
-    flags = (
-        paramiko.sftp.SFTP_FLAG_WRITE
-        | paramiko.sftp.SFTP_FLAG_CREATE
-        | paramiko.sftp.SFTP_FLAG_TRUNC
-        | paramiko.sftp.SFTP_FLAG_EXCL
-    )
-    # What SFTPClient.open does, with the attributes filled in (paramiko keeps it private).
-    request: Callable[..., tuple[int, paramiko.Message | None]] = sftp._request  # type: ignore[attr-defined]
-    kind, msg = request(paramiko.sftp.CMD_OPEN, path, flags, attrs)
-    if kind != paramiko.sftp.CMD_HANDLE or msg is None:
-        raise paramiko.SFTPError("Expected handle")
-    return paramiko.SFTPFile(sftp, msg.get_binary(), "wb")
-
-
-# Less than this free after a failed upload: the upload filled the disk.
-_DISK_FULL_BYTES = 1 << 20
-
-
-def _megabytes(size: int | None) -> str:
-    return "unknown space" if size is None else f"{size / 1e6:.1f} MB"
-
-
-class _CommandTimeout(Exception):
-    pass
-
-
-_POLL_S = 0.2  # how often stderr is drained while stdout is quiet
-
-
-def _exec(
-    channel: paramiko.Channel,
-    command: str,
-    stdin: bytes | BinaryIO | None,
-    deadline: float,
-    out: list[bytes],
-    err: list[bytes],
-) -> int:
-    """Run ``command`` on a fresh session channel, collect its output into ``out`` and
-    ``err``, return its exit status. No threads: stdout is read blocking (woken by each
-    packet), stderr drained between reads."""
-    channel.settimeout(max(1.0, deadline - time.monotonic()))
-    channel.exec_command(command)
-    if isinstance(stdin, bytes):
-        channel.sendall(stdin)
-    elif stdin is not None:  # a file (an upload without SFTP): streamed, never read whole
-        for chunk in iter(lambda: stdin.read(1 << 20), b""):
-            channel.sendall(chunk)
-    channel.shutdown_write()  # EOF: a command that reads stdin gets no more
-    channel.settimeout(_POLL_S)
-    for recv, into in ((channel.recv, out), (channel.recv_stderr, err)):
-        while True:
-            while channel.recv_stderr_ready():
-                err.append(channel.recv_stderr(1 << 16))
-            try:
-                chunk = recv(1 << 16)
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise _CommandTimeout from None
-                continue
-            if not chunk:
-                break
-            into.append(chunk)
-    if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
-        raise _CommandTimeout
-    if channel.exit_status == -1 and not channel.get_transport().is_active():
-        raise EOFError("the connection closed before the command's exit status came")
-    return channel.recv_exit_status()
-
-
-def _text(chunks: list[bytes]) -> str:
-    return b"".join(chunks).decode("utf-8", "replace")
-
-
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
