@@ -3,34 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from localai_provision import roothelper
 from tests.conftest import CAN_SSH
-from tests.support import hostprep
 from tests.support.lab import Lab
-from tests.support.macos import have_sudo, make_mac, set_flag, unmake_mac
+from tests.support.macos import set_flag
 from tests.support.sshfleet import TestHost
 
 pytestmark = [
     pytest.mark.ssh,
     pytest.mark.skipif(not CAN_SSH, reason="needs root and openssh-server"),
 ]
-
-
-@pytest.fixture
-def mac(lab: Lab) -> Iterator[TestHost]:
-    if not have_sudo():
-        pytest.skip("needs Debian's sudo (the stand-in Macs use the real one)")
-    host = lab.fleet.hosts[6]
-    hostprep.reset_host(host)
-    make_mac(host)
-    yield host
-    unmake_mac(host)
-    hostprep.reset_host(host)
 
 
 def checks(out: str) -> dict[str, dict[str, object]]:

@@ -17,7 +17,6 @@ import plistlib
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +24,16 @@ import pytest
 
 from localai_provision import roothelper
 from tests.conftest import CAN_SSH
-from tests.support import hostprep
 from tests.support.lab import Lab
 from tests.support.macos import (
     daemons_dir,
     have_sudo,
     install_root_helper,
     job,
-    make_mac,
     remove_root_helper,
     set_flag,
     set_mac,
     uid_of,
-    unmake_mac,
 )
 from tests.support.sshfleet import TestHost
 
@@ -49,16 +45,6 @@ pytestmark = [
 
 DAEMONS = "~/fake-root/Library/LaunchDaemons"
 SECRET = "hf_s3cr3t-token-never-shown"
-
-
-@pytest.fixture
-def mac(lab: Lab) -> Iterator[TestHost]:
-    host = lab.fleet.hosts[6]
-    hostprep.reset_host(host)
-    make_mac(host)
-    yield host
-    unmake_mac(host)
-    hostprep.reset_host(host)
 
 
 def mac_site(lab: Lab, host: TestHost, model_source: Path, **extra: Any) -> Path:

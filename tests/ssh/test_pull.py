@@ -20,7 +20,6 @@ import yaml
 from tests.conftest import CAN_SSH
 from tests.support import hostprep
 from tests.support.lab import Lab
-from tests.support.macos import have_sudo, make_mac, unmake_mac
 from tests.support.macos import job as standin_job
 from tests.support.pullhost import (
     git,
@@ -272,19 +271,6 @@ def test_apply_installs_the_pull_timer_in_the_users_crontab_and_removes_it(
 
 
 DAEMONS = "~/fake-root/Library/LaunchDaemons"
-
-
-@pytest.fixture
-def mac(lab: Lab) -> Iterator[TestHost]:
-    if not have_sudo():
-        pytest.skip("needs Debian's sudo (the stand-in Macs use the real one)")
-    host = lab.fleet.hosts[6]
-    hostprep.reset_host(host)
-    make_mac(host)
-    yield host
-    unmake_mac(host)
-    hostprep.reset_host(host)
-    shutil.rmtree(host.home / "fake-root", ignore_errors=True)
 
 
 def test_apply_installs_the_pull_timer_as_a_launchd_job_on_a_mac(
