@@ -231,16 +231,9 @@ def launchd_section(cfg):
 
 def sha256_of(path):
     """sha256 of a file, or None when it cannot be read."""
-    try:  # the builtin module: hashlib would load OpenSSL's (2-3 ms)
-        from _sha256 import sha256
-    except ImportError:
-        try:
-            from _sha2 import sha256  # Python 3.12 and later
-        except ImportError:
-            from hashlib import sha256
     try:
         with open(path, "rb") as f:
-            return sha256(f.read(1024 * 1024)).hexdigest()
+            return sha256_type()(f.read(1024 * 1024)).hexdigest()
     except OSError:
         return None
 

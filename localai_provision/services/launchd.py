@@ -145,7 +145,6 @@ class LaunchdService(ServiceManager):
         return launchd_plist(self.spec, self.layout, self.facts.system.user, self.facts.system.home)
 
     def install(self) -> None:
-        self._make_folders()
         self.install_plist(self.plist_path, self.label, self.plist())
 
     def _make_folders(self) -> None:
