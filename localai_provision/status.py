@@ -8,7 +8,8 @@ from localai_provision.connectors.base import connector_for
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, HostResult
-from localai_provision.plan import desired_packages, layout_for, pull_warnings
+from localai_provision.lock import lock_for
+from localai_provision.plan import desired_packages, layout_for, plan, pull_warnings
 from localai_provision.results import HostStatus, PullTimer, ServerStatus, StopReport
 from localai_provision.services.base import service_manager_for
 from localai_provision.site.model import HostSpec
@@ -79,6 +80,16 @@ def status_job(fleet: Fleet, spec: HostSpec) -> HostResult:
     )
 
 
+def observe_job(fleet: Fleet, spec: HostSpec) -> HostResult:
+    """status and drift from the same one facts command (the page and the metrics): the
+    plan is pure, so knowing what differs costs the host nothing more."""
+    result = status_job(fleet, spec)
+    facts = result.facts
+    assert facts is not None  # status_job either gathered facts or raised
+    result.changes = plan(spec, facts, lock_for(spec, facts))
+    return result
+
+
 def stop_job(fleet: Fleet, spec: HostSpec) -> HostResult:
     fleet.progress(spec.name, "stopping the server")
     connector = fleet.open(spec)
@@ -114,6 +125,16 @@ def status_hosts(
     connector_factory: ConnectorFactory = connector_for,
 ) -> list[HostResult]:
     return Fleet(hosts, forks=forks, connector_factory=connector_factory).run(status_job)
+
+
+def observe_hosts(
+    hosts: Sequence[HostSpec],
+    *,
+    forks: int = DEFAULT_FORKS,
+    connector_factory: ConnectorFactory = connector_for,
+) -> list[HostResult]:
+    """Each host's status with its drift (``changes``), one connection and command each."""
+    return Fleet(hosts, forks=forks, connector_factory=connector_factory).run(observe_job)
 
 
 def stop_hosts(

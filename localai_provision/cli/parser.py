@@ -141,6 +141,13 @@ def _add_host_commands(sub: Subcommands) -> None:
         _add_forks(p)
         _add_json(p)
         p.set_defaults(func=func)
+    status = sub.choices["status"]
+    status.add_argument(
+        "--html",
+        metavar="OUT.html",
+        help="also write the fleet as one self-contained page (state, drift, versions, "
+        "models, latency, memory), for a browser or a phone",
+    )
 
     p = sub.add_parser(
         "root-helper",

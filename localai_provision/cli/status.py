@@ -12,6 +12,7 @@ from localai_provision.cli.render import Output, duration, print_warnings, table
 from localai_provision.fleet import HostResult
 from localai_provision.results import DoctorReport, HostStatus, ServerStatus, StopReport
 from localai_provision.site import load_site, select_hosts
+from localai_provision.site.model import HostSpec
 
 STATUS_HEADER = (
     "HOST",
@@ -57,9 +58,13 @@ def status_row(r: HostResult) -> tuple[str, ...]:
 
 def cmd_status(args: argparse.Namespace, io: Output) -> int:
     site = load_site(args.file)
-    from localai_provision.status import status_hosts
+    hosts = select_hosts(site, args.limit)
+    if getattr(args, "html", None):
+        results = write_status_page(args.file, args.html, hosts, args.forks)
+    else:
+        from localai_provision.status import status_hosts
 
-    results = status_hosts(select_hosts(site, args.limit), forks=args.forks)
+        results = status_hosts(hosts, forks=args.forks)
     if args.json:
         details_json(io, results)
         return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
@@ -70,6 +75,24 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
             io.line()
             io.line(str(r.error))
     return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
+
+
+def write_status_page(
+    site_file: str, out: str, hosts: Sequence[HostSpec], forks: int
+) -> list[HostResult]:
+    """`status --html OUT`: the same status, with each host's drift from the same facts
+    command, written as one self-contained page; the table or --json is printed as ever."""
+    import datetime as dt
+
+    from localai_provision.cli.fleetview import fleet_views
+    from localai_provision.cli.html import status_page
+    from localai_provision.cli.outfile import write_atomically
+    from localai_provision.status import observe_hosts
+
+    results = observe_hosts(hosts, forks=forks)
+    page = status_page(site_file, fleet_views(hosts, results), dt.datetime.now(dt.UTC))
+    write_atomically(out, page, "status page")
+    return results
 
 
 def doctor_lines(r: HostResult) -> list[str]:
