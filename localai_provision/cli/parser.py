@@ -10,6 +10,7 @@ from localai_provision import __version__
 from localai_provision.cli.apply import cmd_apply
 from localai_provision.cli.exits import EXIT_USAGE
 from localai_provision.cli.lock import cmd_lock, cmd_root_helper
+from localai_provision.cli.metrics import add_metrics
 from localai_provision.cli.plan import cmd_drift, cmd_plan
 from localai_provision.cli.status import cmd_doctor, cmd_status, cmd_stop
 from localai_provision.cli.validate import cmd_hosts, cmd_validate
@@ -148,6 +149,15 @@ def _add_host_commands(sub: Subcommands) -> None:
         help="also write the fleet as one self-contained page (state, drift, versions, "
         "models, latency, memory), for a browser or a phone",
     )
+
+    p = sub.add_parser(
+        "metrics", help="the fleet as Prometheus metrics: serve them, or write a textfile once"
+    )
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    _add_json(p)
+    add_metrics(p)
 
     p = sub.add_parser(
         "root-helper",
