@@ -143,6 +143,12 @@ class HostSpec:
     user: str | None = None
     ssh_port: int = 22
     identity_file: str | None = None
+    # An OpenSSH client config (`ssh_config: true` is ~/.ssh/config) whose HostName, User,
+    # Port, IdentityFile and ProxyJump apply where the site does not set its own.
+    ssh_config: str | None = None
+    # Which of address, user, ssh_port, identity_file the site file set (only filled in with
+    # ssh_config: the site's values win, so the connector must tell them from defaults).
+    ssh_set_by_site: tuple[str, ...] = ()
     host_key_checking: str = "accept-new"
     known_hosts_file: str = "~/.ssh/known_hosts"  # on the controller
     connect_timeout_s: float = 10.0

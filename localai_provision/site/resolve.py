@@ -49,6 +49,19 @@ def _controller_path(path: str, base_dir: Path) -> str:
     return str((base_dir / os.path.expanduser(path)).resolve())
 
 
+def _ssh_config(value: bool | str | None, base_dir: Path) -> str | None:
+    if value is True:
+        return _controller_path("~/.ssh/config", base_dir)
+    return _controller_path(value, base_dir) if isinstance(value, str) else None
+
+
+def _ssh_set_by_site(raw: dict[str, Any], s: dict[str, Any]) -> tuple[str, ...]:
+    if not s.get("ssh_config"):
+        return ()
+    given = [key for key in ("user", "ssh_port", "identity_file") if key in s]
+    return (*(["address"] if "address" in raw else []), *given)
+
+
 def _server_env(entries: dict[str, Any]) -> dict[str, Any]:
     """Plain values, and {from_env: VAR} taken from this controller's environment (secret
     unless `secret: false`)."""
@@ -86,6 +99,8 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         user=s.get("user") or (getpass.getuser() if connection == "ssh" else None),
         ssh_port=s.get("ssh_port", HostSpec.ssh_port),
         identity_file=_controller_path(identity, base_dir) if identity else None,
+        ssh_config=_ssh_config(s.get("ssh_config"), base_dir),
+        ssh_set_by_site=_ssh_set_by_site(raw, s),
         host_key_checking=s.get("host_key_checking", HostSpec.host_key_checking),
         known_hosts_file=_controller_path(
             s.get("known_hosts_file", HostSpec.known_hosts_file), base_dir

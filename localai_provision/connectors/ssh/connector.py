@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import posixpath
 import secrets
 import socket
@@ -39,15 +38,18 @@ from localai_provision.connectors.ssh.hostkeys import (
     _StrictPolicy,
     known_hosts_path,
 )
+from localai_provision.connectors.ssh.sshconfig import (
+    check_identity_file,
+    route_for,
+    through_jumps,
+)
 from localai_provision.errors import (
-    AuthenticationError,
     CommandError,
     ConnectError,
     HostKeyError,
     UnreadableFile,
 )
 from localai_provision.files import (
-    MAX_KEY_BYTES,
     MAX_KNOWN_HOSTS_BYTES,
     check_small_regular_file,
 )
@@ -77,38 +79,56 @@ class SSHConnector(Connector):
         # shell's chatter (a banner or greeting in ~/.bashrc, ~/.zshenv) and is dropped.
         self._start_mark = f"--localai-start-{secrets.token_hex(8)}--"
         self.warnings: list[str] = []
+        self._jumps: list[paramiko.SSHClient] = []  # ProxyJump's hops, first to last
 
     # --- connecting -----------------------------------------------------------------------
 
     def open(self) -> None:
-        host = self.host
-        if host.identity_file and not os.path.exists(host.identity_file):
-            raise AuthenticationError(
-                host=host.name,
-                step="connect",
-                message=f"identity_file {host.identity_file} does not exist on this machine",
-                hint="fix `identity_file` in the site file, or create the key with "
-                f"ssh-keygen -t ed25519 -f {host.identity_file}",
-            )
-        if host.identity_file:
-            try:  # not /dev/zero, a FIFO or a huge file: paramiko would read it whole
-                check_small_regular_file(host.identity_file, MAX_KEY_BYTES, "identity_file")
-            except UnreadableFile as exc:
-                raise AuthenticationError(
-                    host=host.name, step="connect", message=str(exc), hint=exc.hint
-                ) from None
+        # The site's settings, with ssh_config's where the site gives none (sshconfig.py).
+        route = route_for(self.host)
+        host = route.spec
+        for key_file in route.identity_files:
+            check_identity_file(host, key_file)
         connect_kwargs: dict[str, Any] = {
             "timeout": host.connect_timeout_s,
             "banner_timeout": host.connect_timeout_s,
             "auth_timeout": host.connect_timeout_s,
+            "transport_factory": _transport,
         }
-        if host.identity_file:
-            # Only the named key: trying every key in ~/.ssh costs round trips and can trip
+        if route.identity_files:
+            # Only the named keys: trying every key in ~/.ssh costs round trips and can trip
             # the server's MaxAuthTries before the right one is offered.
             connect_kwargs.update(
-                key_filename=host.identity_file, look_for_keys=False, allow_agent=False
+                key_filename=list(route.identity_files), look_for_keys=False, allow_agent=False
             )
-        # No ssh_config file is read: the site file is the only source.
+        client = self._client_for(host)
+        # Kept before connecting, so that close() from another thread (Ctrl-C) can cut a
+        # handshake that hangs instead of waiting for its timeout.
+        self._client = client
+        try:
+            sock = through_jumps(route, connect_kwargs, self._client_for, self._jumps)
+            client.connect(
+                host.address,
+                port=host.ssh_port,
+                username=host.user,
+                sock=sock,
+                **connect_kwargs,
+            )
+        except BaseException as exc:
+            self._client = None
+            with contextlib.suppress(Exception):
+                client.close()
+            self._close_jumps()
+            if isinstance(exc, ConnectError):
+                raise
+            translated = connect_error(host, exc)
+            if translated is None:
+                raise
+            raise translated from None
+        self._give_up_on_silence(client)
+
+    def _client_for(self, host: HostSpec) -> paramiko.SSHClient:
+        """A client that checks ``host``'s key as the site says (a jump host's too)."""
         client = paramiko.SSHClient()
         path = known_hosts_path(host)
         if host.host_key_checking == "off":
@@ -117,46 +137,31 @@ class SSHConnector(Connector):
                 f"host key checking is off for {host.name}: a machine pretending to be it "
                 "would not be noticed; use `accept-new` or `strict`"
             )
-        else:
-            if path.exists():
-                try:
-                    check_small_regular_file(path, MAX_KNOWN_HOSTS_BYTES, "known_hosts_file")
-                    entry = _host_entry_name(host.address, host.ssh_port)
-                    for keytype, key in _known_keys(path, entry):
-                        client.get_host_keys().add(entry, keytype, key)
-                except (OSError, paramiko.SSHException, UnreadableFile) as exc:
-                    raise HostKeyError(
-                        host=host.name,
-                        step="connect",
-                        message=f"cannot read known_hosts file {path}: {exc}",
-                        hint="fix or move that file",
-                    ) from None
-            policy: paramiko.MissingHostKeyPolicy = (
-                _StrictPolicy(path)
-                if host.host_key_checking == "strict"
-                else _AcceptNewPolicy(path)
-            )
-            client.set_missing_host_key_policy(policy)
-        # Kept before connecting, so that close() from another thread (Ctrl-C) can cut a
-        # handshake that hangs instead of waiting for its timeout.
-        self._client = client
-        try:
-            client.connect(
-                host.address,
-                port=host.ssh_port,
-                username=host.user,
-                transport_factory=_transport,
-                **connect_kwargs,
-            )
-        except BaseException as exc:
-            self._client = None
+            return client
+        if path.exists():
+            try:
+                check_small_regular_file(path, MAX_KNOWN_HOSTS_BYTES, "known_hosts_file")
+                entry = _host_entry_name(host.address, host.ssh_port)
+                for keytype, key in _known_keys(path, entry):
+                    client.get_host_keys().add(entry, keytype, key)
+            except (OSError, paramiko.SSHException, UnreadableFile) as exc:
+                raise HostKeyError(
+                    host=host.name,
+                    step="connect",
+                    message=f"cannot read known_hosts file {path}: {exc}",
+                    hint="fix or move that file",
+                ) from None
+        policy: paramiko.MissingHostKeyPolicy = (
+            _StrictPolicy(path) if host.host_key_checking == "strict" else _AcceptNewPolicy(path)
+        )
+        client.set_missing_host_key_policy(policy)
+        return client
+
+    def _close_jumps(self) -> None:
+        jumps, self._jumps = self._jumps, []
+        for client in reversed(jumps):
             with contextlib.suppress(Exception):
                 client.close()
-            translated = connect_error(self.host, exc)
-            if translated is None:
-                raise
-            raise translated from None
-        self._give_up_on_silence(client)
 
     def _give_up_on_silence(self, client: paramiko.SSHClient) -> None:
         """A host that stops answering mid-run (powered off, its network gone) is given up
@@ -184,6 +189,7 @@ class SSHConnector(Connector):
         if client is not None:
             with contextlib.suppress(Exception):
                 client.close()
+        self._close_jumps()
 
     # --- commands and files -----------------------------------------------------------------
 

@@ -107,3 +107,28 @@ def connect_error(host: HostSpec, exc: BaseException) -> ConnectError | None:
             hint="check that an SSH server (not another program) listens on that port",
         )
     return None
+
+
+def jump_error(
+    host: HostSpec, hop: HostSpec, target: tuple[str, int], exc: BaseException
+) -> ConnectError:
+    """A ProxyJump hop that could not be reached, or could not open the way on to
+    ``target``: said as the hop's failure, so the user fixes the right line of ssh_config."""
+    where = f"jump host {hop.address}:{hop.ssh_port}"
+    if isinstance(exc, paramiko.ChannelException):
+        return ConnectError(
+            host=host.name,
+            step="connect",
+            message=f"{where} could not open a connection on to {target[0]}:{target[1]}: "
+            f"{exc.text or exc}",
+            hint="check the next hop's address and port in ssh_config, and that the jump "
+            "host allows TCP forwarding (AllowTcpForwarding)",
+        )
+    translated = connect_error(hop, exc) if not isinstance(exc, ConnectError) else exc
+    reason = translated.message if translated else f"{type(exc).__name__}: {exc}"
+    return type(translated or ConnectError(host.name, ""))(
+        host=host.name,
+        step="connect",
+        message=f"through {where}: {reason}",
+        hint=translated.hint if translated else "check the ProxyJump line of ssh_config",
+    )
