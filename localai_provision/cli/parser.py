@@ -9,6 +9,7 @@ from typing import NoReturn, TypeAlias
 from localai_provision import __version__
 from localai_provision.cli.apply import cmd_apply
 from localai_provision.cli.exits import EXIT_USAGE
+from localai_provision.cli.importcmd import add_import
 from localai_provision.cli.lock import cmd_lock, cmd_root_helper
 from localai_provision.cli.metrics import add_metrics
 from localai_provision.cli.plan import cmd_drift, cmd_plan
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_site_commands(sub)
     _add_apply(sub)
     _add_host_commands(sub)
+    add_import(sub)
     return parser
 
 
