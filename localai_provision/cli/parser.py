@@ -8,6 +8,7 @@ from typing import NoReturn, TypeAlias
 
 from localai_provision import __version__
 from localai_provision.cli.apply import cmd_apply
+from localai_provision.cli.completion import add_completion
 from localai_provision.cli.exits import EXIT_USAGE
 from localai_provision.cli.importcmd import add_import
 from localai_provision.cli.lock import cmd_lock, cmd_root_helper
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_apply(sub)
     _add_host_commands(sub)
     add_import(sub)
+    add_completion(sub)
     return parser
 
 
