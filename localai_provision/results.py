@@ -24,6 +24,7 @@ class HostStatus(StrEnum):
     OK = "ok"  # nothing to do
     CHANGED = "changed"
     FAILED = "failed"  # apply's word for a host that did not converge
+    ROLLED_BACK = "rolled-back"  # a new generation failed; the host serves the one before
     # status and stop
     RUNNING = "running"
     STOPPED = "stopped"
@@ -36,7 +37,9 @@ class HostStatus(StrEnum):
     SKIPPED = "skipped"  # not started (--max-fail, --serial)
 
 
-FAILURES = frozenset({HostStatus.UNREACHABLE, HostStatus.ERROR, HostStatus.FAILED})
+FAILURES = frozenset(
+    {HostStatus.UNREACHABLE, HostStatus.ERROR, HostStatus.FAILED, HostStatus.ROLLED_BACK}
+)
 
 
 @dataclass(frozen=True)

@@ -415,4 +415,5 @@ def test_host_status_values_are_the_printed_words() -> None:
         S.UNREACHABLE,
         S.ERROR,
         S.FAILED,
+        S.ROLLED_BACK,
     }
