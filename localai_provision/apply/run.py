@@ -130,7 +130,8 @@ def _install(
         install_shim(host)
         log.steps.append({"step": "shim"})
         log.done += by_kind[SHIM]
-    if building:
+    if building or VENV in by_kind:
+        # Last: from now on the generation may be switched to (and back to) as it is.
         _step(fleet, host, "generation", "completing the generation")
         meta = write_meta(host)
         log.steps.append({"step": "generation", "generation": host.generation, **meta})
@@ -401,9 +402,12 @@ def apply_hosts(
     """Converge every host; one result per host, sorted by name.
 
     ``serial`` N works through the hosts N at a time (a rolling update of a lab that serves
-    people) and starts no new batch once one failed. ``max_fail`` N starts no new host after
-    N failures.
+    people) and starts no new batch once one failed (a host rolled back counts: a bad set
+    stops after the canary batch). ``max_fail`` N starts no new host after N failures; 0 is
+    taken as 1 (no failure tolerated: the first one stops the rest), not as "start none".
     """
+    if max_fail is not None:
+        max_fail = max(1, max_fail)
     batches = (
         [hosts] if not serial else [hosts[i : i + serial] for i in range(0, len(hosts), serial)]
     )

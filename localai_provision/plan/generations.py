@@ -25,7 +25,12 @@ ID_LENGTH = 12
 def generation_id(spec: HostSpec, facts: Facts, lock: Lock | None) -> str:
     wanted = desired_packages(spec, facts, lock)
     python = facts.python.short_version if facts.python.found else spec.python
-    lines = [f"{name}=={version}" for name, (version, _why) in sorted(wanted.items())]
+    return set_id({name: version for name, (version, _why) in wanted.items()}, python)
+
+
+def set_id(packages: dict[str, str], python: str) -> str:
+    """The ID of the set ``packages`` (name -> exact version) built with Python ``python``."""
+    lines = [f"{name}=={version}" for name, version in sorted(packages.items())]
     text = "\n".join([*lines, f"python {python}"])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:ID_LENGTH]
 
