@@ -25,7 +25,7 @@ class HostView:
     status: HostStatus  # running, stopped, unreachable, error
     groups: tuple[str, ...] = ()
     package_set: str = "pins"  # the lock's stem, or "pins" when the site pins packages only
-    generation: str | None = None  # the site hash of the last apply (state.json)
+    generation: str | None = None  # the package set's generation the host serves
     server_version: str | None = None
     packages: Mapping[str, str | None] = field(default_factory=dict)
     models_listed: tuple[str, ...] = ()
@@ -84,8 +84,10 @@ def host_view(spec: HostSpec | None, result: HostResult) -> HostView:
     if result.failed or not isinstance(d, ServerStatus):
         return base
     facts = result.facts
+    # The generation the host serves (issue 16); before generations, the site hash of the
+    # last apply (state.json) is the nearest thing.
     state = (facts.state if facts else None) or {}
-    generation = state.get("site_hash")
+    generation = d.generation or state.get("site_hash")
     return HostView(
         name=base.name,
         status=base.status,
