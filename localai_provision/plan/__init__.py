@@ -146,8 +146,8 @@ def _package_set_changes(
     in place; the set that serves is repaired in place when broken."""
     # Without the site's Python there is no set to build (python_changes FAILs the host).
     current = facts.generations.current
-    found = facts.python.found or not current
-    generation = generation_id(spec, facts, locked) if found else current
+    generation = current if current and not facts.python.found else None
+    generation = generation or generation_id(spec, facts, locked)
     moving = generation_changes(spec, facts, generation, retry_failed=retry_failed)
     if any(c.action == Action.FAIL for c in moving):
         # Refused (a failed set, a folder not ours): the rest is planned for what serves.
