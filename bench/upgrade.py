@@ -46,6 +46,7 @@ from tests.support.wheels import build_standin_server, build_wheel  # noqa: E402
 FLEET_PREFIX = "bu"
 POLL_S = 0.05
 BASE = {"mlx-omni-server": "0.5.1", "mlx-lm": "0.28.2"}
+PIP_DOWNLOAD = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
 
 
 def wheelhouse(folder: Path) -> Path:
@@ -56,8 +57,7 @@ def wheelhouse(folder: Path) -> Path:
     build_wheel(folder, "torch", "2.13.0+cpu", {"torch_standin.py": ""})
     build_wheel(folder, "mlx-cpu", "0.29.3", {"mlx_cpu_standin.py": ""})
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:"]
-        + ["--dest", str(folder), "uv"],
+        [*PIP_DOWNLOAD, "--dest", str(folder), "uv"],
         check=False,
         capture_output=True,
     )
@@ -67,7 +67,12 @@ def wheelhouse(folder: Path) -> Path:
 
 
 def site_file(
-    fleet: SSHFleet, n: int, ports: dict[str, int], house: Path, packages: dict[str, str], path: Path
+    fleet: SSHFleet,
+    n: int,
+    ports: dict[str, int],
+    house: Path,
+    packages: dict[str, str],
+    path: Path,
 ) -> Path:
     hosts = {
         h.name: {
@@ -181,7 +186,9 @@ def one_size(fleet: SSHFleet, n: int, repo: Path, house: Path, work: Path) -> di
         result["rollback"] = during(repo, list(ports.values()), "rollback", str(good), "--json")
         bad = {**BASE, "mlx-omni-server": "0.5.9"}
         broken = site_file(fleet, n, ports, house, bad, work / "broken.yaml")
-        result["broken_upgrade"] = during(repo, list(ports.values()), "apply", str(broken), "--json")
+        result["broken_upgrade"] = during(
+            repo, list(ports.values()), "apply", str(broken), "--json"
+        )
     for host in hosts:
         hostprep.kill_servers(host)
     return result
