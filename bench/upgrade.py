@@ -14,8 +14,8 @@ while `localai apply` (a separate process, as a user runs it) upgrades them to 0
 longest time between two answered requests is a host's gap: before generations it is the
 whole install plus the restart; with generations, the restart alone. It also reports the
 first answer's latency after the gap, the apply's wall time, and with generations: an
-upgrade to the broken 0.5.9 (rolled back by itself: its gap and wall time) and
-`localai rollback` to the previous set (wall time).
+upgrade to the broken 0.5.9 (with generations rolled back by itself; before, the hosts
+serve nothing afterwards: `serving_after`) and `localai rollback` to the previous set.
 """
 
 from __future__ import annotations
@@ -149,6 +149,14 @@ class Poller(threading.Thread):
             time.sleep(max(0.0, POLL_S - (time.monotonic() - start)))
 
 
+def answers(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
+
+
 def during(repo: Path, ports: list[int], *argv: str) -> dict[str, Any]:
     pollers = [Poller(p) for p in ports]
     for p in pollers:
@@ -160,7 +168,9 @@ def during(repo: Path, ports: list[int], *argv: str) -> dict[str, Any]:
         p.stop.set()
         p.join()
     gaps = [round(p.gap_s, 2) for p in pollers]
+    serving = sum(1 for p in ports if answers(p))
     return {
+        "serving_after": f"{serving}/{len(ports)}",
         "exit": code,
         "wall_s": round(wall, 2),
         "gap_max_s": max(gaps),
@@ -184,11 +194,11 @@ def one_size(fleet: SSHFleet, n: int, repo: Path, house: Path, work: Path) -> di
     generations = (repo / "localai_provision" / "rollback.py").exists()
     if generations:
         result["rollback"] = during(repo, list(ports.values()), "rollback", str(good), "--json")
-        bad = {**BASE, "mlx-omni-server": "0.5.9"}
-        broken = site_file(fleet, n, ports, house, bad, work / "broken.yaml")
-        result["broken_upgrade"] = during(
-            repo, list(ports.values()), "apply", str(broken), "--json"
-        )
+    # A set whose server exits as it starts: rolled back by itself with generations; before,
+    # the hosts serve nothing until someone fixes the site (serving_after says how many do).
+    bad = {**BASE, "mlx-omni-server": "0.5.9"}
+    broken = site_file(fleet, n, ports, house, bad, work / "broken.yaml")
+    result["broken_upgrade"] = during(repo, list(ports.values()), "apply", str(broken), "--json")
     for host in hosts:
         hostprep.kill_servers(host)
     return result
