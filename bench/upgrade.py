@@ -109,6 +109,7 @@ def localai(repo: Path, *argv: str) -> tuple[int, float, str]:
         text=True,
         env=env,
         check=False,
+        cwd=repo,  # `-m` puts the working folder first on sys.path, before PYTHONPATH
     )
     return done.returncode, time.perf_counter() - start, done.stdout + done.stderr
 
