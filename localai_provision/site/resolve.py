@@ -14,6 +14,7 @@ from typing import Any
 from localai_provision.site.merge import merge_models, merge_settings
 from localai_provision.site.model import (
     HUB_PREFIX,
+    GenerationSettings,
     HostSpec,
     LaunchdSettings,
     LinuxSettings,
@@ -111,6 +112,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         models=_models(s.get("models", []), base_dir),
         verify=_verify(s.get("verify", {})),
         pull=PullSettings(**s.get("pull", {})),
+        generations=GenerationSettings(**s.get("generations", {})),
     )
 
 

@@ -79,8 +79,8 @@ def test_fresh_hosts_converge_and_a_second_apply_changes_nothing(
         entry = result[host.name]
         assert entry["status"] == "changed", entry
         resources = {c["resource"] for c in entry["changes"]}
-        assert resources == {
-            "venv",
+        assert len([r for r in resources if r.startswith("generation ")]) == 1
+        assert {r for r in resources if not r.startswith("generation ")} == {
             "package mlx-omni-server",
             "package mlx-lm",
             "package torch",
@@ -129,11 +129,17 @@ def test_a_version_bump_changes_one_package_and_restarts_once(lab: Lab, model_so
     code, result = lab.json("apply", bumped)
     assert code == 0, result
     changes = result[host.name]["changes"]
+    # Another set is a new generation, built beside the one that served, then one restart.
+    generation = changes[0]["resource"]
+    assert generation.startswith("generation ")
     assert [(c["resource"], c["action"]) for c in changes] == [
+        (generation, "create"),
         ("package mlx-omni-server", "update"),
+        ("shim", "create"),
+        ("server-config", "update"),
         ("service", "restart"),
     ]
-    assert changes[0]["before"] == "0.5.1" and changes[0]["after"] == "0.5.2"
+    assert changes[1]["before"] == "0.5.1" and changes[1]["after"] == "0.5.2"
     assert server_pid(host) != before
     code, _ = lab.drift_json(bumped)
     assert code == 0
@@ -379,7 +385,7 @@ def test_a_locked_set_is_synced_exactly(lab: Lab, model_source: Path) -> None:
     assert not any("only the pinned packages" in w for w in result[host.name]["warnings"])
 
     # Something the lock does not name appears in the venv: drift names it, apply removes it.
-    venv_python = host.home / ".localai" / "venv" / "bin" / "python"
+    venv_python = host.home / ".localai" / "current" / "bin" / "python"
     hostprep.root_pip(
         "--python",
         str(venv_python),
