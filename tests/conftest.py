@@ -125,9 +125,22 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SSHFleet]:
 
 
 @pytest.fixture(scope="session")
-def ports(fleet: SSHFleet) -> dict[str, int]:
-    """A server port per test host (they share the machine's loopback)."""
-    return {h.name: free_port() for h in fleet.hosts}
+def ports(fleet: SSHFleet, run_dir: Path) -> dict[str, int]:
+    """A server port per test host (they share the machine's loopback). Kept for the
+    session, so no two workers of a run may hold the same: each takes its ports under a
+    lock and writes them down for the others (8 ports a worker out of ~28,000 that
+    bind() hands out: 4 workers would share one in about 1 run in 70 otherwise)."""
+    with (run_dir / "ports").open("a+") as taken:
+        fcntl.flock(taken, fcntl.LOCK_EX)
+        taken.seek(0)
+        used = {int(line) for line in taken.read().split()}
+        chosen: dict[str, int] = {}
+        for host in fleet.hosts:
+            port = next(p for p in (free_port() for _ in range(100)) if p not in used)
+            used.add(port)
+            chosen[host.name] = port
+        taken.write("".join(f"{port}\n" for port in chosen.values()))
+    return chosen
 
 
 @pytest.fixture
