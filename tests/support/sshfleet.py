@@ -52,6 +52,7 @@ _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _MAX_HOSTS = 999  # index is 2-3 digits; keeps names well under useradd's 32 chars
 _PORT_ATTEMPTS = 5
 _GRACE_SECONDS = 2.0
+_LOCK_ATTEMPTS = 25  # useradd/userdel against a held passwd lock: ~23 s in all
 
 
 class SSHFleetError(RuntimeError):
@@ -327,13 +328,13 @@ class SSHFleet:
         # key logins to locked accounts; '*' means "no password, but not locked".
         cmd = ["useradd", "-m", "-d", str(host.home), "-s", "/bin/bash", "-p", "*",
                "-c", f"{GECOS_MARK} {self.runid}", host.user]  # fmt: skip
-        for _attempt in range(5):
+        for attempt in range(_LOCK_ATTEMPTS):
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)
             # Parallel runs contend for the passwd lock; shadow usually waits for it, but
             # can give up with "cannot lock"; only that failure is worth retrying.
             if result.returncode == 0 or "cannot lock" not in result.stderr:
                 break
-            time.sleep(0.5)
+            time.sleep(min(0.2 * (attempt + 1), 1.0))
         if result.returncode != 0:
             raise SSHFleetError(f"useradd {host.user} failed: {result.stderr.strip()}")
         entry = pwd.getpwnam(host.user)
@@ -592,14 +593,17 @@ def _getpwnam(user: str) -> pwd.struct_passwd | None:
 
 def _delete_user(user: str) -> str | None:
     """userdel -r -f; returns an error text, or None once the account is gone."""
-    for _attempt in range(3):
+    # The passwd lock: 4 pytest-xdist workers stop their fleets at about the same time, and
+    # other runs share the machine; 3 tries 0.2 s apart were too few (measured 2026-12-02:
+    # "userdel: cannot lock /etc/passwd; try again later" at a run's end). Up to ~23 s.
+    for attempt in range(_LOCK_ATTEMPTS):
         # Exit status 12 ("mail spool not found" etc.) is harmless: judge by the result.
         result = subprocess.run(
             ["userdel", "-r", "-f", user], capture_output=True, text=True, check=False
         )
         if _getpwnam(user) is None:
             return None
-        time.sleep(0.2)  # most likely the passwd lock held by another tool; try again
+        time.sleep(min(0.2 * (attempt + 1), 1.0))  # most likely the passwd lock; try again
     return f"userdel {user} failed ({result.returncode}): {result.stderr.strip()}"
 
 
