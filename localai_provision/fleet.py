@@ -192,7 +192,7 @@ class Fleet:
         with self._lock:
             opened = self._opened.pop(spec.name, [])
         if opened:
-            result.connections = len(opened)
+            result.connections = sum(c.connections_made for c in opened)
             result.commands = sum(c.commands_run for c in opened)
             result.bytes_sent = sum(c.bytes_sent for c in opened)
         if result.failed:

@@ -146,6 +146,10 @@ class HostSpec:
     host_key_checking: str = "accept-new"
     known_hosts_file: str = "~/.ssh/known_hosts"  # on the controller
     connect_timeout_s: float = 10.0
+    # The system's `ssh` (a master per host kept ControlPersist seconds, reused by the next
+    # run) or paramiko in this process; docs/BENCHMARKS.md "Drift at the floor" says why.
+    ssh_client: str = "openssh"
+    ssh_persist_s: int = 60
     prefix: str = "~/.localai"
     python: str = "python3"
     hf_home: str = "~/.cache/huggingface"
