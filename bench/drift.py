@@ -596,6 +596,8 @@ def bench_floor_openssh(targets: list[dict[str, Any]], logs: SSHDLogs, repeat: i
                 "-o",
                 "StrictHostKeyChecking=yes",
                 "-o",
+                "KexAlgorithms=^curve25519-sha256",  # as localai's OpenSSH connector
+                "-o",
                 f"UserKnownHostsFile={t['known_hosts_file']}",
                 "-o",
                 "IdentitiesOnly=yes",

@@ -22,6 +22,20 @@ FLEET_SIZE = 8
 CAN_SSH = os.geteuid() == 0 and Path(SSHD).exists()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def site_cache() -> Iterator[Path]:
+    """The validated-site cache of the whole run in a folder of its own, not in ~/.cache."""
+    folder = Path(tempfile.mkdtemp(prefix="localai-cache-"))
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def ssh_masters(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """Each test's OpenSSH masters in a folder of its own, ended when the test ends: a

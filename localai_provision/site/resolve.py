@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from localai_provision.site.document import Document
 from localai_provision.site.merge import merge_models, merge_settings
 from localai_provision.site.model import (
     HUB_PREFIX,
@@ -27,7 +28,6 @@ from localai_provision.site.model import (
     VerifySettings,
     canonical_package_name,
 )
-from localai_provision.site.yamlread import Document
 from localai_provision.tinymodel import BUILTIN_PREFIX
 
 
