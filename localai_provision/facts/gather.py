@@ -35,7 +35,10 @@ EXIT_NO_PYTHON = 127
 
 @cache
 def remote_script() -> str:
-    return (resources.files("localai_provision.facts") / "remote.py").read_text("utf-8")
+    """The facts script: its three files as one text (remote_base.py says why three)."""
+    folder = resources.files("localai_provision.facts")
+    parts = ("remote_base.py", "remote_mac.py", "remote.py")
+    return "\n".join((folder / name).read_text("utf-8") for name in parts)
 
 
 def needs_root(spec: HostSpec) -> bool:

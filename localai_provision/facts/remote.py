@@ -1,166 +1,31 @@
-# This file is not imported by localai-provision: its text is sent to each host and run there
-# with `python3 -I -S -c <this text> <config json>`, in the single command that gathers facts.
-#
-# Rules for this file, because it runs on hosts we do not control:
-# - standard library only, and only cheap modules (no importlib.metadata, no urllib: they
-#   cost a second of imports per host); Python 3.8 or newer (macOS ships 3.9);
-# - never raise: every section catches its own errors and reports them by name;
-# - print raw material (file contents, directory names, `ps` text) and leave interpretation to
-#   the pure parsers in localai_provision/facts/parse.py, which are tested with recorded
-#   outputs from Linux and macOS;
-# - never print secrets: of the server's environment only LOCALAI_CONFIG_HASH is read, and
-#   of PREFIX/server.json (which holds the environment's values) only the hash, the argv,
-#   the variables' names and a salted digest of each value (server_config_section);
-# - frame the output: the JSON is printed between BEGIN and END lines, so that whatever a
-#   login shell or a `python` wrapper prints around it is told apart and ignored;
-# - import little: the script runs once per host per check, and on a loopback fleet of 100
-#   its imports were a third of its CPU. json (through re and enum) and socket are replaced
-#   by their C parts (_json, _socket) below, with the modules themselves as the fallback.
+# Part of the facts script sent to hosts (see remote_base.py): the sections every host has,
+# and main, which runs them and prints the framed JSON.
+
 import os
 import pwd
 import sys
 import time
 
-try:
-    import _json
-except ImportError:  # not CPython: the json module then
-    _json = None
-import _socket
-
-MAX_TEXT = 256 * 1024
-# The lines around the JSON (facts/parse.py reads between them).
-BEGIN = "--- localai facts begin ---"
-END = "--- localai facts end ---"
-
-
-def read_text(path, limit=MAX_TEXT):
-    try:
-        with open(path, "rb") as f:
-            return f.read(limit).decode("utf-8", "replace")
-    except OSError:
-        return None
-
-
-def listdir(path):
-    try:
-        return sorted(os.listdir(path))
-    except OSError:
-        return None
-
-
-class _ScanContext:
-    """What _json's C scanner reads from a json.JSONDecoder: json.loads' defaults."""
-
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    parse_constant = float  # NaN, Infinity, -Infinity
-
-
-def json_loads(text):
-    if _json is not None:
-        try:
-            value, end = _json.make_scanner(_ScanContext)(text, 0)
-            if end == len(text):
-                return value
-        except Exception:  # noqa: BLE001 - the json module decides
-            pass
-    import json
-
-    return json.loads(text)
-
-
-def json_dumps(value):
-    """json.dumps(value) for what this script prints (dict, list, str, int, float, bool,
-    None); anything else goes to the json module."""
-    if _json is not None:
-        parts = []
-        try:
-            _encode(value, parts.append)
-            return "".join(parts)
-        except TypeError:
-            pass
-    import json
-
-    return json.dumps(value)
-
-
-def _encode(value, emit):
-    if isinstance(value, str):
-        emit(_json.encode_basestring_ascii(value))
-    elif value is None:
-        emit("null")
-    elif value is True:
-        emit("true")
-    elif value is False:
-        emit("false")
-    elif isinstance(value, int):
-        emit(int.__repr__(value))
-    elif isinstance(value, float):
-        if value != value:
-            emit("NaN")
-        elif value in (float("inf"), float("-inf")):
-            emit("Infinity" if value > 0 else "-Infinity")
-        else:
-            emit(float.__repr__(value))
-    elif isinstance(value, dict):
-        emit("{")
-        for i, (key, item) in enumerate(value.items()):
-            if not isinstance(key, str):
-                raise TypeError("key")
-            emit(", " if i else "")
-            emit(_json.encode_basestring_ascii(key))
-            emit(": ")
-            _encode(item, emit)
-        emit("}")
-    elif isinstance(value, (list, tuple)):
-        emit("[")
-        for i, item in enumerate(value):
-            emit(", " if i else "")
-            _encode(item, emit)
-        emit("]")
-    else:
-        raise TypeError(type(value).__name__)
-
-
-def create_connection(host, port, timeout):
-    """socket.create_connection((host, port), timeout) with _socket alone. A bytes name:
-    a str one makes getaddrinfo load the idna codec."""
-    try:
-        name = host.encode("ascii")
-    except UnicodeError:
-        name = host
-    error = None
-    for family, kind, proto, _, address in _socket.getaddrinfo(name, port, 0, _socket.SOCK_STREAM):
-        sock = None
-        try:
-            sock = _socket.socket(family, kind, proto)
-            sock.settimeout(timeout)
-            sock.connect(address)
-            return sock
-        except OSError as exc:
-            error = exc
-            if sock is not None:
-                sock.close()
-    if error is not None:
-        raise error
-    raise OSError("getaddrinfo returns an empty list")
-
-
-def run(argv, timeout=10):
-    """(exit status, stdout, stderr) of a command; (None, "", error) if it cannot run."""
-    import subprocess  # only where a command is needed (macOS): 3 ms per host otherwise
-
-    try:
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return None, "", str(exc)
-    return (
-        done.returncode,
-        done.stdout.decode("utf-8", "replace"),
-        done.stderr.decode("utf-8", "replace"),
+if False:  # for linters only (see remote_base.py): on the host these are defined above
+    from localai_provision.facts.remote_base import (
+        BEGIN,
+        END,
+        http_get,
+        json_dumps,
+        json_loads,
+        listdir,
+        port_open,
+        read_text,
+        run,
+        sha256_type,
+    )
+if False:  # for linters only (see remote_base.py): on the host these are defined above
+    from localai_provision.facts.remote_mac import (
+        darwin_process,
+        launchd_section,
+        mac_section,
+        macos_settings_section,
+        pull_timer_section,
     )
 
 
@@ -188,120 +53,6 @@ def system_section():
         info["os_release"] = read_text("/etc/os-release")
         info["portaudio"] = portaudio_present()
     return info
-
-
-def without_environment(text):
-    """`launchctl print` output without the job's environment: its `environment`,
-    `default environment` and `inherited environment` blocks (and any `KEY => VALUE` line)
-    show variables, which may be secrets, to any local user. They never leave the host."""
-    kept = []
-    skip_depth = 0
-    for line in text.splitlines():
-        stripped = line.strip()
-        if skip_depth:
-            if stripped.endswith("{"):
-                skip_depth += 1
-            elif stripped == "}":
-                skip_depth -= 1
-            continue
-        if stripped.endswith("environment = {"):
-            skip_depth = 1
-            continue
-        if " => " in stripped:
-            continue
-        kept.append(line)
-    return "\n".join(kept)
-
-
-def launchd_section(cfg):
-    """`launchctl print DOMAIN/LABEL` (without the environment) and the job's plist."""
-    job = cfg["launchd"]
-    domain = "system" if job["domain"] == "system" else "gui/%d" % os.getuid()
-    status, out, err = run(["launchctl", "print", "%s/%s" % (domain, job["label"])])
-    plist_path = os.path.expanduser(job["plist_path"])
-    return {
-        "target": "%s/%s" % (domain, job["label"]),
-        "print_status": status,
-        "print": without_environment(out) if status == 0 else None,
-        "print_error": err.strip()[-500:] if status else None,
-        "plist_path": plist_path,
-        "plist": read_text(plist_path),
-    }
-
-
-def sha256_of(path):
-    """sha256 of a file, or None when it cannot be read."""
-    try:
-        with open(path, "rb") as f:
-            return sha256_type()(f.read(1024 * 1024)).hexdigest()
-    except OSError:
-        return None
-
-
-def mac_section(cfg, user, venv):
-    """What a Mac needs before an apply can work: memory and the wired limit (one sysctl),
-    the root helper (its digest and this account's settings), and, when asked: who owns the
-    console (domain user), the Command Line Tools (a lock that builds from source), and for
-    `localai doctor` FileVault and sudo's answer for the helper."""
-    mac = cfg.get("mac") or {}
-    status, out, err = run(["sysctl", "hw.memsize", "iogpu.wired_limit_mb"])
-    info = {"sysctl": out, "sysctl_error": err.strip()[-300:] if status else None}
-    helper = mac.get("helper")
-    if helper:
-        info["helper_sha256"] = sha256_of(helper)
-        info["helper_conf"] = read_text(os.path.join(mac["conf_dir"], user + ".conf"), 4096)
-    if mac.get("console"):
-        status, out, _ = run(["stat", "-f", "%u", "/dev/console"])
-        info["console_uid"] = out.strip() if status == 0 else None
-    installed = set(n.split("-")[0].lower() for n in (venv or {}).get("dist_infos", []))
-    if mac.get("doctor") or any(n not in installed for n in mac.get("clt_unless", [])):
-        status, out, err = run(["xcode-select", "-p"])
-        info["clt"] = {"status": status, "path": out.strip()[-300:], "error": err.strip()[-300:]}
-    if mac.get("doctor"):
-        status, out, err = run(["fdesetup", "status"])
-        info["filevault"] = (out if status == 0 else err).strip()[-300:]
-        if helper:
-            status, out, err = run(["sudo", "-n", "-l", helper])
-            info["sudo"] = {"status": status, "output": (out + err).strip()[-300:]}
-    return info
-
-
-def pull_timer_section(cfg, marker, is_mac):
-    """The pull timer as installed: the launchd plist on a Mac; on Linux the tool's lines of
-    the user's crontab (only those: the rest of a crontab never leaves the host). `crontab -l`
-    costs a process, so it runs only when the site declares a timer or the tool installed
-    one (its marker file)."""
-    pull = cfg.get("pull") or {}
-    if is_mac:
-        path = os.path.expanduser(pull["plist_path"])
-        return {"kind": "launchd", "path": path, "definition": read_text(path)}
-    if not pull.get("declared") and not os.path.exists(marker):
-        return None
-    status, out, err = run(["crontab", "-l"])
-    if status is None:
-        return {"kind": "cron", "available": False, "definition": None, "error": err[-300:]}
-    begin, end = pull["markers"]
-    lines = []
-    for line in out.splitlines(True):
-        if line.rstrip("\n") == begin or lines:
-            lines.append(line)
-            if line.rstrip("\n") == end:
-                break
-    return {"kind": "cron", "available": True, "definition": "".join(lines) or None}
-
-
-def macos_settings_section(cfg, mac):
-    status, pm, _ = run(["pmset", "-g"])
-    wired = None
-    for line in (mac or {}).get("sysctl", "").splitlines():
-        key, _, value = line.partition(":")
-        if key.strip() == "iogpu.wired_limit_mb":
-            wired = value.strip()
-    return {
-        "pmset": pm if status == 0 else None,
-        "wired_limit_mb": wired,
-        "boot_plist": read_text(os.path.expanduser(cfg["macos_settings"]["boot_plist"])),
-    }
 
 
 def python_section(cfg):
@@ -371,17 +122,6 @@ def missing_file(site, dist_info):
         if not os.path.lexists(os.path.join(site, path)):
             return path
     return None
-
-
-def sha256_type():
-    try:  # the builtin module: hashlib would load OpenSSL's (2-3 ms)
-        from _sha256 import sha256
-    except ImportError:
-        try:
-            from _sha2 import sha256  # Python 3.12 and later
-        except ImportError:
-            from hashlib import sha256
-    return sha256
 
 
 def shim_hashes(site):
@@ -480,33 +220,6 @@ def linux_process(pid):
     }
 
 
-def darwin_process(pid):
-    """`ps` of one process. Its environment (`ps -E`) is read on the host for our own
-    variable alone: the rest, secrets included, never leaves the host."""
-    import subprocess
-
-    def ps(args):
-        return subprocess.run(
-            ["/bin/ps", "-ww", *args, "-p", str(pid)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            timeout=5,
-        ).stdout.decode("utf-8", "replace")
-
-    try:
-        line = ps(["-o", "etime=,command="]).strip()
-        with_env = ps(["-E", "-o", "command="])
-    except (OSError, subprocess.SubprocessError):
-        return {"pid": pid, "alive": False}
-    config_hash = None
-    marker = " LOCALAI_CONFIG_HASH="
-    if marker in with_env:
-        token = (with_env.rsplit(marker, 1)[1].split() or [""])[0]
-        if 0 < len(token) <= 64 and all(c in "0123456789abcdef" for c in token):
-            config_hash = token
-    return {"pid": pid, "alive": bool(line), "ps": line, "config_hash": config_hash}
-
-
 def server_processes(uid):
     """Every process of ours that looks like an mlx-omni-server, as `PID ARGS` lines."""
     if os.path.isdir("/proc/self"):
@@ -565,45 +278,6 @@ def service_section(cfg, pid_file, launchd):
         "process": process,
         "server_processes": server_processes(os.getuid()),
     }
-
-
-def http_get(host, port, path, timeout):
-    start = time.perf_counter()
-    sock = None
-    try:
-        sock = create_connection(host, port, timeout)
-        request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nAccept: application/json\r\n\r\n"
-        sock.sendall(request.encode("ascii"))
-        chunks = []
-        size = 0
-        while size <= MAX_TEXT:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        raw = b"".join(chunks)
-        ms = (time.perf_counter() - start) * 1000
-        head, _, body = raw.partition(b"\r\n\r\n")
-        return {
-            "path": path,
-            "status_line": head.split(b"\r\n", 1)[0].decode("latin-1"),
-            "body": body[:MAX_TEXT].decode("utf-8", "replace"),
-            "ms": ms,
-        }
-    except OSError as exc:
-        return {"path": path, "error": f"{type(exc).__name__}: {exc}"}
-    finally:
-        if sock is not None:
-            sock.close()
-
-
-def port_open(host, port, timeout):
-    try:
-        create_connection(host, port, timeout).close()
-        return True
-    except OSError:
-        return False
 
 
 def model_section(hub, entry, marker):

@@ -4,7 +4,6 @@ fetch files (over SFTP, or the command channel where a host has none)."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import io
 import os
 import posixpath
@@ -32,24 +31,19 @@ from localai_provision.connectors.ssh.channel import (
     _tail,
     _text,
 )
+from localai_provision.connectors.ssh.errors import connect_error
 from localai_provision.connectors.ssh.hostkeys import (
     _AcceptNewPolicy,
-    _fingerprint,
     _host_entry_name,
-    _known_hosts_lines,
     _known_keys,
     _StrictPolicy,
-    _UnknownHostKey,
     known_hosts_path,
 )
 from localai_provision.errors import (
     AuthenticationError,
     CommandError,
     ConnectError,
-    ConnectionRefused,
-    ConnectTimeout,
     HostKeyError,
-    NameNotResolved,
     UnreadableFile,
 )
 from localai_provision.files import (
@@ -158,7 +152,7 @@ class SSHConnector(Connector):
             self._client = None
             with contextlib.suppress(Exception):
                 client.close()
-            translated = self._translate_connect_error(exc)
+            translated = connect_error(self.host, exc)
             if translated is None:
                 raise
             raise translated from None
@@ -180,87 +174,6 @@ class SSHConnector(Connector):
         if option is not None and isinstance(sock, socket.socket):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, option, interval * 2000)
-
-    def _translate_connect_error(self, exc: BaseException) -> ConnectError | None:
-        host = self.host
-        where = f"{host.address}:{host.ssh_port}"
-        entry = _host_entry_name(host.address, host.ssh_port)
-        path = known_hosts_path(host)
-        if isinstance(exc, _UnknownHostKey):
-            return HostKeyError(
-                host=host.name,
-                step="connect",
-                message=f"the host key of {entry} ({_fingerprint(exc.key)}) is not in {path} "
-                "and host_key_checking is `strict`",
-                hint=f"check the fingerprint on the host, then add it: ssh-keyscan -p "
-                f"{host.ssh_port} {host.address} >> {path} (or use `accept-new`)",
-            )
-        if isinstance(exc, paramiko.BadHostKeyException):
-            lines = _known_hosts_lines(path, entry)
-            at = f" (line {', '.join(map(str, lines))})" if lines else ""
-            return HostKeyError(
-                host=host.name,
-                step="connect",
-                message=f"the host key of {entry} CHANGED: {path}{at} has "
-                f"{_fingerprint(exc.expected_key)}, the host now offers "
-                f"{_fingerprint(exc.key)}. Refused: this could be another machine "
-                "pretending to be this host",
-                hint=f"if the host was reinstalled, remove the old key with "
-                f"ssh-keygen -R '{entry}' -f {path} and connect again",
-            )
-        if isinstance(exc, paramiko.AuthenticationException):
-            key = host.identity_file or "the keys in ~/.ssh and the SSH agent"
-            return AuthenticationError(
-                host=host.name,
-                step="connect",
-                message=f"{where} refused the login of user `{host.user}` with {key}",
-                hint=f"add the public key to ~{host.user}/.ssh/authorized_keys on the host "
-                f"(ssh-copy-id -p {host.ssh_port} {host.user}@{host.address}), or fix "
-                "`user`/`identity_file` in the site file",
-            )
-        if isinstance(exc, socket.gaierror):
-            return NameNotResolved(
-                host=host.name,
-                step="connect",
-                message=f"the name {host.address} does not resolve: {exc.strerror}",
-                hint="check `address` in the site file, or use the host's IP address",
-            )
-        if isinstance(exc, paramiko.ssh_exception.NoValidConnectionsError):
-            codes = {getattr(e, "errno", None) for e in exc.errors.values()}
-            if codes & {errno.ECONNREFUSED}:
-                return ConnectionRefused(
-                    host=host.name,
-                    step="connect",
-                    message=f"connection to {where} refused: nothing listens there",
-                    hint="check that Remote Login (sshd) is on and that `ssh_port` is right",
-                )
-            return ConnectError(
-                host=host.name, step="connect", message=f"cannot connect to {where}: {exc}"
-            )
-        if isinstance(exc, (TimeoutError, socket.timeout)):
-            return ConnectTimeout(
-                host=host.name,
-                step="connect",
-                message=f"no answer from {where} within {host.connect_timeout_s:g} s",
-                hint="check that the host is on and reachable; raise `connect_timeout_s` "
-                "for a slow network",
-            )
-        if isinstance(exc, OSError):
-            reason = exc.strerror or str(exc)
-            return ConnectError(
-                host=host.name,
-                step="connect",
-                message=f"cannot connect to {where}: {reason}",
-                hint="check that the host is on, reachable, and `address`/`ssh_port` are right",
-            )
-        if isinstance(exc, paramiko.SSHException):
-            return ConnectError(
-                host=host.name,
-                step="connect",
-                message=f"SSH handshake with {where} failed: {exc}",
-                hint="check that an SSH server (not another program) listens on that port",
-            )
-        return None
 
     def close(self) -> None:
         client, sftp = self._client, self._sftp
