@@ -167,7 +167,7 @@ def test_a_persist_of_zero_keeps_no_master(lab: Lab, ssh_masters: Path) -> None:
 def test_strict_refuses_an_unknown_key_with_the_keyscan_hint(lab: Lab) -> None:
     host = lab.fleet.hosts[3]
     spec = lab.spec(lab.site([host], host_key_checking="strict"), host)
-    with pytest.raises(HostKeyError, match="not in .* and host_key_checking is `strict`") as e:
+    with pytest.raises(HostKeyError, match=r"not in .* and host_key_checking is `strict`") as e:
         connector_for(spec).run("true")
     assert "ssh-keyscan" in e.value.hint and e.value.step == "connect"
 
@@ -223,7 +223,7 @@ def test_a_closed_port_an_unknown_name_and_a_silent_host(lab: Lab) -> None:
             ),
             host,
         )
-        with pytest.raises(ConnectTimeout, match="no answer from .* within 1 s"):
+        with pytest.raises(ConnectTimeout, match=r"no answer from .* within 1 s"):
             connector_for(hung).run("true")
     finally:
         silent.close()
