@@ -31,6 +31,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -81,6 +82,7 @@ class Row:
     ok: bool = True
     note: str = ""
     idle: float = 0.0  # share of the CPUs idle just before the first run (others' load)
+    cpu: list[float] = field(default_factory=list)  # the tool process's own CPU s, per run
 
     @property
     def median(self) -> float:
@@ -103,6 +105,7 @@ class Row:
             "ok": self.ok,
             "note": self.note,
             "cpu_idle_before": round(self.idle, 2),
+            "tool_cpu_s": [round(c, 3) for c in self.cpu],
         }
 
 
@@ -350,12 +353,21 @@ def close_control_dir(control_dir: Path) -> None:
 
 
 def bench_localai(
-    site: Path, n: int, logs: SSHDLogs, repeat: int, *, repeated: bool = False
+    site: Path,
+    n: int,
+    logs: SSHDLogs,
+    repeat: int,
+    *,
+    repeated: bool = False,
+    root: Path = ROOT,
+    label: str = "",
 ) -> Row:
     """`localai drift` as a new process. Cold: a new control folder every run and the masters
     closed after it (what a first check in a while pays). Repeated: one unmeasured run opens
     the masters, the measured ones reuse them (a check every minute from cron)."""
     row = Row("localai drift, repeated" if repeated else "localai drift (new process)", n)
+    if label:
+        row.tool = f"{row.tool} {label}"
     cmd = [sys.executable, "-m", "localai_provision", "drift", str(site), "--json"]
     if n > 32:
         cmd += ["--forks", str(n)]
@@ -367,14 +379,18 @@ def bench_localai(
         nonlocal control
         if not repeated:
             control = base / str(next(runs))
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run(
             cmd,
             capture_output=True,
             text=True,
             timeout=RUN_TIMEOUT_S,
-            cwd=ROOT,
+            cwd=root,  # `-m` runs the package found there first: another checkout's code
             env=control_env(control),
         )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # localai and the ssh clients it waited for (a master, once detached, is not counted)
+        row.cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         if proc.returncode != 0:
             return False, f"exit {proc.returncode}: {proc.stdout[-1500:]} {proc.stderr[-1500:]}"
         summary = json.loads(proc.stdout)["summary"]
@@ -479,7 +495,6 @@ def facts_script_cost(
 ) -> dict[str, Any]:
     """CPU of the facts command on one host (run locally as its user, no SSH), against a bare
     `python3 -I -S -c pass`, and the script's largest imports."""
-    import resource
 
     command = facts_command(load_site(site).hosts[host.name])
 
@@ -768,13 +783,15 @@ def bench_pyinfra(venv: Path, targets: Path, n: int, logs: SSHDLogs, repeat: int
 
 def print_table(rows: list[Row]) -> str:
     lines = [
-        "| tool | hosts | median s | min s | connections/host | commands/host | runs | idle |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| tool | hosts | median s | min s | CPU s | connections/host | commands/host | runs "
+        "| idle |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in rows:
         status = "" if r.ok else " FAILED"
         lines.append(
             f"| {r.tool}{status} | {r.hosts} | {r.median:.2f} | {r.best:.2f} | "
+            f"{statistics.median(r.cpu) if r.cpu else float('nan'):.2f} | "
             f"{_span(r.connections)} | {_span(r.commands)} | {len(r.times)} | {r.idle:.0%} |"
         )
     text = "\n".join(lines)
@@ -790,6 +807,13 @@ def main() -> int:
     parser.add_argument("--peer-repeat", type=int, default=3, help="Ansible/pyinfra runs per size")
     parser.add_argument("--skip-peers", action="store_true", help="measure localai only")
     parser.add_argument("--json-out", type=Path, help="write all measurements as JSON here")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        metavar="DIR",
+        help="also time `localai drift` from the checkout in DIR (e.g. `git worktree add DIR "
+        "main`) in the same run: before and after side by side",
+    )
     parser.add_argument(
         "--wait-idle",
         type=float,
@@ -844,6 +868,19 @@ def main() -> int:
             print(f"\n== {n} hosts", flush=True)
             rows.append(bench_floor(targets, logs, args.repeat))
             rows.append(bench_floor_openssh(targets, logs, args.repeat))
+            if args.compare:
+                for repeated in (False, True):
+                    rows.append(
+                        bench_localai(
+                            site,
+                            n,
+                            logs,
+                            args.repeat,
+                            repeated=repeated,
+                            root=args.compare.resolve(),
+                            label=f"@{args.compare.name}",
+                        )
+                    )
             rows.append(bench_localai(site, n, logs, args.repeat))
             rows.append(bench_localai(site, n, logs, args.repeat, repeated=True))
             rows.append(bench_localai_in_process(site, n, logs, args.repeat))
