@@ -10,6 +10,7 @@ What is stored: the file's data as read and checked (plain JSON values), under a
 the file's text, the tool's version, the schema and the site package's own source files
 (sizes and times: an edited checker never trusts an older verdict). Only a VALID file is ever
 stored: an invalid one is checked in full every time, so its errors keep their FILE:LINE:COL.
+Each entry carries a digest of its key and data: one changed since it was written is not used.
 What is not stored: anything resolved from outside the file (environment values, the
 folder it sits in, the user's name): those are resolved afresh on every run.
 
@@ -68,7 +69,14 @@ def lookup(key: str) -> dict[str, Any] | None:
     if not isinstance(entry, dict) or entry.get("key") != key:
         return None
     data = entry.get("data")
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict) or entry.get("digest") != _digest(key, data):
+        return None  # changed since it was written (by hand, a disk, another version)
+    return data
+
+
+def _digest(key: str, data: Any) -> str:
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{key}\0{text}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def store(key: str, data: Any) -> None:
@@ -76,7 +84,8 @@ def store(key: str, data: Any) -> None:
     time. Data that JSON would not give back equal (a date, a key that is not a string) is
     not stored."""
     try:
-        text = json.dumps({"key": key, "data": data}, ensure_ascii=False, allow_nan=False)
+        entry = {"key": key, "digest": _digest(key, data), "data": data}
+        text = json.dumps(entry, ensure_ascii=False, allow_nan=False)
         if json.loads(text)["data"] != data:
             return
     except (TypeError, ValueError):
