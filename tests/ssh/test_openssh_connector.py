@@ -95,21 +95,37 @@ def test_files_are_written_whole_with_their_mode_and_read_back(
         assert connector.bytes_sent == 9 + 2 * local.stat().st_size - 1000
 
 
-def test_a_command_that_outlives_its_timeout(connector: OpenSSHConnector) -> None:
+# cold: the command is the one that connects (an `ssh` process, which then leaves the
+# master); warm: it goes through the master, with no `ssh` process (mux.py).
+WARMTH = pytest.mark.parametrize("warm", [False, True], ids=["cold", "through the master"])
+
+
+def warm_up(connector: OpenSSHConnector, warm: bool) -> None:
+    if warm:
+        assert connector.run("true").ok and connector.master_alive()
+
+
+@WARMTH
+def test_a_command_that_outlives_its_timeout(connector: OpenSSHConnector, warm: bool) -> None:
     with connector:
+        warm_up(connector, warm)
         with pytest.raises(CommandError, match=r"did not finish within 1 s") as caught:
             connector.run("echo started; sleep 30", timeout=1)
         assert "started" in caught.value.output_tail
         assert connector.run("echo again").stdout == "again\n"
 
 
-def test_a_connection_lost_during_a_command(connector: OpenSSHConnector) -> None:
+@WARMTH
+def test_a_connection_lost_during_a_command(connector: OpenSSHConnector, warm: bool) -> None:
     with connector, pytest.raises(ConnectError, match="lost during a command"):
+        warm_up(connector, warm)
         connector.run("kill -9 $PPID; sleep 5", timeout=20)
 
 
-def test_close_ends_a_running_command_at_once(connector: OpenSSHConnector) -> None:
+@WARMTH
+def test_close_ends_a_running_command_at_once(connector: OpenSSHConnector, warm: bool) -> None:
     connector.open()
+    warm_up(connector, warm)
     caught: list[BaseException] = []
 
     def run() -> None:
@@ -124,6 +140,28 @@ def test_close_ends_a_running_command_at_once(connector: OpenSSHConnector) -> No
     connector.close()
     thread.join(timeout=30)
     assert not thread.is_alive() and caught
+
+
+def test_commands_through_the_master_start_no_ssh_process(
+    connector: OpenSSHConnector, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with connector:
+        warm_up(connector, True)
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            raise AssertionError("an ssh process was started")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(subprocess, "Popen", refuse)
+            result = connector.run("echo out; echo err >&2; exit 3")
+            assert (result.exit_status, result.stdout, result.stderr) == (3, "out\n", "err\n")
+            assert connector.run("tr a-z A-Z", stdin=b"abc" * 100_000).stdout == "ABC" * 100_000
+            script = "import sys\nfor _ in range(3000):\n    sys.stdout.write('o' * 1000)\n"
+            script += "    sys.stderr.write('e' * 1000)\n"
+            both = connector.run(f'python3 -c "{script}"', timeout=60)
+            assert len(both.stdout) == len(both.stderr) == 3_000_000
+            assert connector.run("exit 255").exit_status == 255
+            assert connector.run("cat; echo done", timeout=5).stdout == "done\n"
 
 
 def test_a_repeated_drift_reuses_the_master_and_makes_no_new_connection(lab: Lab) -> None:

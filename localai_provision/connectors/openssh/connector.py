@@ -19,6 +19,12 @@ from localai_provision import shell
 from localai_provision.connectors.base import DEFAULT_COMMAND_TIMEOUT_S, CommandResult, Connector
 from localai_provision.connectors.openssh.control import control_dir, control_path, ssh_argv
 from localai_provision.connectors.openssh.errors import translate
+from localai_provision.connectors.openssh.mux import (
+    MuxLost,
+    MuxResult,
+    MuxUnavailable,
+    run_via_master,
+)
 from localai_provision.connectors.ssh_settings import (
     check_local_files,
     host_key_checking_warning,
@@ -46,6 +52,7 @@ class OpenSSHConnector(Connector):
         self._start_mark = f"--localai-start-{secrets.token_hex(8)}--"
         self._procs: set[subprocess.Popen[bytes]] = set()
         self._killed: set[subprocess.Popen[bytes]] = set()  # cut by close()
+        self._mux_calls: list[list[bool]] = []  # commands through the master: close() cuts
         self._lock = threading.Lock()
         self.warnings: list[str] = []
 
@@ -90,6 +97,8 @@ class OpenSSHConnector(Connector):
         with self._lock:
             running = list(self._procs)
             self._killed.update(running)
+            for flag in self._mux_calls:
+                flag[0] = True
         for proc in running:
             with contextlib.suppress(OSError):
                 proc.kill()
@@ -119,6 +128,11 @@ class OpenSSHConnector(Connector):
         self.commands_run += 1
         mark = shell.quote(self._start_mark)
         sent = f"printf '%s\\n' {mark}; printf '%s\\n' {mark} >&2; {command}"
+        if self._control is not None:
+            try:
+                return self._through_master(command, sent, timeout, stdin)
+            except MuxUnavailable:
+                pass  # no master (yet): `ssh` connects and leaves one for the next command
         feed = subprocess.PIPE if isinstance(stdin, bytes) else stdin or subprocess.DEVNULL
         # A session of its own: the terminal's Ctrl-C reaches us, not ssh; close() ends it.
         proc = subprocess.Popen(
@@ -163,6 +177,50 @@ class OpenSSHConnector(Connector):
                 hint="run again; if it repeats, check the host's network and sshd",
             )
         return proc.returncode, self._after_mark(out), self._after_mark(err)
+
+    def _through_master(
+        self, command: str, sent: str, timeout: float, stdin: bytes | BinaryIO | None
+    ) -> tuple[int, bytes, bytes]:
+        cancelled = [False]
+        with self._lock:
+            self._mux_calls.append(cancelled)
+        try:
+            result = run_via_master(
+                self._control_path(),
+                sent,
+                stdin,
+                time.monotonic() + max(1, round(timeout)),
+                cancelled,
+            )
+        except MuxLost:
+            result = MuxResult(None, b"", b"")
+            cancelled[0] = True
+        finally:
+            with self._lock:
+                self._mux_calls.remove(cancelled)
+        out, err = self._after_mark(result.stdout), self._after_mark(result.stderr)
+        if result.exit_status is not None:
+            return result.exit_status, out, err
+        if cancelled[0]:
+            raise ConnectError(
+                host=self.host.name,
+                message="the SSH connection was lost during a command (the host stopped "
+                "answering or the connection was cut)",
+                command=command,
+                output_tail=_tail(err),
+                hint="run again; if it repeats, check the host's network and sshd",
+            )
+        raise CommandError(
+            host=self.host.name,
+            message=f"the command did not finish within {timeout:g} s",
+            command=command,
+            output_tail=_tail(out + b"\n" + err),
+            hint="the host may be overloaded or the step may hang; check it by hand",
+        )
+
+    def _control_path(self) -> Path:
+        assert self._control is not None
+        return self._control
 
     def _collect(
         self, proc: subprocess.Popen[bytes], stdin: bytes | BinaryIO | None, limit: int
