@@ -131,6 +131,11 @@ class ConnectError(HostError):
     """The host could not be reached or refused us before any command ran."""
 
 
+class RolledBack(HostError):
+    """A new generation failed to start, verify or prewarm; the host went back to the one it
+    served before, which serves again. The apply failed all the same (exit 1)."""
+
+
 class AuthenticationError(ConnectError):
     pass
 

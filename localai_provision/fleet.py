@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from localai_provision.connectors.base import Connector, connector_for
 from localai_provision.constants import DEFAULT_FORKS
-from localai_provision.errors import ConnectError, HostError
+from localai_provision.errors import ConnectError, HostError, RolledBack
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.lock import lock_for
@@ -158,6 +158,8 @@ class Fleet:
             result = job(self, spec)
         except HostError as exc:
             status = UNREACHABLE if isinstance(exc, ConnectError) else self.error_status
+            if isinstance(exc, RolledBack):
+                status = HostStatus.ROLLED_BACK
             # A job that failed half-way says what it did before (apply: the changes carried
             # out and its steps), so that a failure is never reported as "nothing changed".
             done = exc.details.get("changes")

@@ -2,7 +2,11 @@
 
 Everything the tool owns sits under the host's `prefix` (default ~/.localai):
 
-    prefix/venv/          the server's virtual environment
+    prefix/generations/ID/  one venv per package set (generation), ID its digest
+    prefix/current        a link to the generation the server runs (generations/ID)
+    prefix/previous       a link to the one before: what `rollback` returns to
+    prefix/venv/          the single venv of versions before generations (left until pruned)
+    prefix/server.json.previous  the previous generation's server.json, for rollback
     prefix/server.json    the server's arguments and environment (mode 0600: may hold secrets)
     prefix/state.json     what the last successful apply did, and when
     prefix/lock           held while an apply runs
@@ -35,13 +39,60 @@ OWNED_MARKER = ".localai-owned"  # written first, into the empty folder
 COMPLETE_MARKER = ".localai-complete"  # written last (older versions wrote only this one)
 
 
+GENERATIONS_DIR = "generations"
+LEGACY_VENV = "venv"  # the one venv of versions before generations: a generation named so
+# Written into a generation when its packages and shim are in (its last step): only a
+# generation that has it is switched to without building it again. Holds what `generations`
+# lists (created, Python, packages, size).
+GENERATION_META = ".localai-generation.json"
+# Written into a generation that failed to start, verify or prewarm and was rolled back.
+FAILED_MARKER = ".localai-failed.json"
+
+
 @dataclass(frozen=True)
 class Layout:
     prefix: str  # absolute, as the host expanded it
+    # The generation the paths of the venv name (None: the single venv of older versions).
+    generation: str | None = None
+
+    def for_generation(self, generation: str | None) -> Layout:
+        return Layout(self.prefix, generation)
 
     @property
     def venv(self) -> str:
-        return posixpath.join(self.prefix, "venv")
+        if self.generation is None or self.generation == LEGACY_VENV:
+            return posixpath.join(self.prefix, LEGACY_VENV)
+        return posixpath.join(self.generations_dir, self.generation)
+
+    @property
+    def generations_dir(self) -> str:
+        return posixpath.join(self.prefix, GENERATIONS_DIR)
+
+    @property
+    def current_link(self) -> str:
+        return posixpath.join(self.prefix, "current")
+
+    @property
+    def previous_link(self) -> str:
+        return posixpath.join(self.prefix, "previous")
+
+    @property
+    def current_python(self) -> str:
+        """The Python of whatever generation runs: what the launchd job starts, so that its
+        plist stays the same across generations."""
+        return posixpath.join(self.current_link, "bin", "python")
+
+    @property
+    def generation_meta(self) -> str:
+        return posixpath.join(self.venv, GENERATION_META)
+
+    @property
+    def failed_marker(self) -> str:
+        return posixpath.join(self.venv, FAILED_MARKER)
+
+    @property
+    def server_config_previous(self) -> str:
+        return self.server_config + ".previous"
 
     @property
     def venv_python(self) -> str:
@@ -150,6 +201,11 @@ def relative_layout() -> dict[str, str]:
     rel = Layout("")
     return {
         "venv": rel.venv,
+        "generations": GENERATIONS_DIR,
+        "current": "current",
+        "previous": "previous",
+        "generation_meta": GENERATION_META,
+        "failed_marker": FAILED_MARKER,
         "server_config": rel.server_config,
         "state": rel.state,
         "lock_owner": rel.lock_owner,
@@ -254,7 +310,7 @@ def launchd_plist(spec: HostSpec, layout: Layout, user: str, home: str) -> bytes
     job: dict[str, Any] = {
         "Label": launchd_label(spec),
         "ProgramArguments": [
-            layout.venv_python,
+            layout.current_python,
             "-I",
             "-S",
             "-c",

@@ -24,6 +24,7 @@ class HostStatus(StrEnum):
     OK = "ok"  # nothing to do
     CHANGED = "changed"
     FAILED = "failed"  # apply's word for a host that did not converge
+    ROLLED_BACK = "rolled-back"  # a new generation failed; the host serves the one before
     # status and stop
     RUNNING = "running"
     STOPPED = "stopped"
@@ -36,7 +37,9 @@ class HostStatus(StrEnum):
     SKIPPED = "skipped"  # not started (--max-fail, --serial)
 
 
-FAILURES = frozenset({HostStatus.UNREACHABLE, HostStatus.ERROR, HostStatus.FAILED})
+FAILURES = frozenset(
+    {HostStatus.UNREACHABLE, HostStatus.ERROR, HostStatus.FAILED, HostStatus.ROLLED_BACK}
+)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class ServerStatus:
     last_pull: PullReport | None
     pull_timer: PullTimer | None
     warnings: tuple[str, ...]
+    generation: str | None = None  # the package set's generation the host serves
 
     @property
     def server_version(self) -> str | None:
@@ -93,6 +97,7 @@ class ServerStatus:
             "last_pull": self.last_pull.as_dict() if self.last_pull else None,
             "pull_timer": self.pull_timer.as_json() if self.pull_timer else None,
             "warnings": list(self.warnings),
+            "generation": self.generation,
         }
 
 
@@ -195,4 +200,44 @@ def _ms(value: object) -> float:
     return value
 
 
-HostDetails = ServerStatus | StopReport | DoctorReport | ApplyReport
+@dataclass(frozen=True)
+class GenerationRow:
+    """One generation of a host, as `localai generations` lists it."""
+
+    name: str
+    created: str
+    current: bool
+    previous: bool
+    failed: str | None  # why it was rolled back
+    differs: tuple[str, ...]  # packages not as in the current one: "name a -> b"
+    size_kb: int | None
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "generation": self.name,
+            "created": self.created,
+            "current": self.current,
+            "previous": self.previous,
+            "failed": self.failed,
+            "differs_from_current": list(self.differs),
+            "size_kb": self.size_kb,
+        }
+
+
+@dataclass(frozen=True)
+class GenerationsReport:
+    wanted: str  # the generation the site asks for
+    rows: tuple[GenerationRow, ...]
+    rolled_back_from: str | None = None  # `rollback`: the generation it left
+
+    def as_json(self) -> dict[str, object]:
+        data: dict[str, object] = {
+            "wanted": self.wanted,
+            "generations": [r.as_json() for r in self.rows],
+        }
+        if self.rolled_back_from:
+            data["rolled_back_from"] = self.rolled_back_from
+        return data
+
+
+HostDetails = ServerStatus | StopReport | DoctorReport | ApplyReport | GenerationsReport

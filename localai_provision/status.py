@@ -38,6 +38,7 @@ def describe(spec: HostSpec, facts: Facts) -> ServerStatus:
         last_pull=facts.pull_report,
         pull_timer=_pull_timer(facts),
         warnings=tuple(pull_warnings(spec, facts)),
+        generation=facts.generations.current,
     )
 
 

@@ -69,6 +69,7 @@ def wheelhouse(shared_dir: Path) -> Path:
     house = shared_dir / "wheelhouse"
     build_standin_server(house, "0.5.1")
     build_standin_server(house, "0.5.2")
+    build_standin_server(house, "0.5.9", crash_at_start=True)  # a broken upgrade
     for version in ("0.28.1", "0.28.2"):
         build_wheel(house, "mlx-lm", version, {"mlx_lm_standin.py": f"VERSION = {version!r}\n"})
     build_wheel(house, "mlx", "0.29.3", {"mlx_standin.py": ""})

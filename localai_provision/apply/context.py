@@ -15,7 +15,8 @@ from localai_provision.connectors.base import Connector
 from localai_provision.errors import CommandError
 from localai_provision.facts.model import Facts
 from localai_provision.layout import Layout
-from localai_provision.plan import Change, layout_for
+from localai_provision.lock import Lock
+from localai_provision.plan import Change, generation_id, layout_for
 from localai_provision.results import HostStatus
 from localai_provision.site.model import HostSpec
 
@@ -35,6 +36,7 @@ class ApplyOptions:
     lock_wait_s: float = 10.0
     site_hash: str = ""
     prewarm_timeout_s: float = 300.0
+    retry_failed: bool = False  # build again a generation that failed with the same settings
 
 
 @dataclass
@@ -59,12 +61,22 @@ class HostContext:
     facts: Facts
     layout: Layout
     log: StepLog = field(default_factory=StepLog)
+    # The generation (package set) the site wants; the layout's venv paths point into it.
+    generation: str | None = None
+    lock: Lock | None = None  # the host's locked set, if the site locks one
 
     @classmethod
     def of(
-        cls, connector: Connector, spec: HostSpec, facts: Facts, log: StepLog | None = None
+        cls,
+        connector: Connector,
+        spec: HostSpec,
+        facts: Facts,
+        log: StepLog | None = None,
+        lock: Lock | None = None,
     ) -> HostContext:
-        return cls(connector, spec, facts, layout_for(facts), log or StepLog())
+        generation = generation_id(spec, facts, lock)
+        layout = layout_for(facts, generation)
+        return cls(connector, spec, facts, layout, log or StepLog(), generation, lock)
 
     @property
     def name(self) -> str:
@@ -72,7 +84,17 @@ class HostContext:
 
     def with_facts(self, facts: Facts) -> HostContext:
         """The same host (and log) as the facts read later describe it."""
-        return HostContext(self.connector, self.spec, facts, layout_for(facts), self.log)
+        layout = layout_for(facts, self.generation)
+        return HostContext(
+            self.connector, self.spec, facts, layout, self.log, self.generation, self.lock
+        )
+
+    def for_generation(self, generation: str) -> HostContext:
+        """The same host, its venv paths pointing into another generation."""
+        layout = self.layout.for_generation(generation)
+        return HostContext(
+            self.connector, self.spec, self.facts, layout, self.log, generation, self.lock
+        )
 
     def run_step(
         self,

@@ -16,7 +16,15 @@ from localai_provision.apply.context import INSTALL_TIMEOUT_S, VENV_TIMEOUT_S, H
 from localai_provision.errors import CommandError, HostError
 from localai_provision.layout import COMPLETE_MARKER, OWNED_MARKER, SHIM_MODULE, Layout
 from localai_provision.lock import Lock, LockError
-from localai_provision.plan import HALF_INSTALLED, PACKAGE, REMOVE, Change, desired_config, shim_pth
+from localai_provision.plan import (
+    HALF_INSTALLED,
+    PACKAGE,
+    REMOVE,
+    Change,
+    desired_config,
+    desired_packages,
+    shim_pth,
+)
 from localai_provision.transfer import Artifact, Distributor, list_files, missing_placements
 from localai_provision.wheelhouse import BUILD_TOOLS, Wheel, tool_wheel, wheels_for
 
@@ -175,7 +183,12 @@ def package_commands(
 
 
 def install_packages(
-    host: HostContext, changes: list[Change], lock: Lock | None, distributor: Distributor
+    host: HostContext,
+    changes: list[Change],
+    lock: Lock | None,
+    distributor: Distributor,
+    *,
+    whole: bool = False,
 ) -> None:
     """Install what the plan asks for. With a lock: exactly the locked set, hashes checked,
     anything else removed (uv pip sync; with pip, install then uninstall the rest). Without:
@@ -183,6 +196,11 @@ def install_packages(
     `package_index.push`, the wheels come from the controller and no index is asked."""
     spec, layout = host.spec, host.layout
     work = PackageWork.of(changes)
+    if whole:
+        # A new generation: its venv is empty, the whole set goes in (what the plan lists
+        # is only what differs from the generation that serves).
+        wanted = desired_packages(spec, host.facts, lock)
+        work = PackageWork([f"{n}=={v}" for n, (v, _why) in wanted.items()], [], [])
     index_args = spec.package_index.arguments()
     if lock is not None and spec.package_index.push:
         push_wheels(host, lock, distributor)
@@ -291,7 +309,7 @@ def install_shim(host: HostContext) -> None:
 
 
 def server_config_bytes(host: HostContext) -> bytes:
-    config = desired_config(host.spec, host.facts)
+    config = desired_config(host.spec, host.facts, host.generation)
     return (json.dumps(config, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
 

@@ -20,6 +20,15 @@ from localai_provision.apply.context import (
     HostContext,
     StepLog,
 )
+from localai_provision.apply.generations import (
+    ROLLBACK_STEPS,
+    backup_config,
+    can_return_to,
+    prune,
+    roll_back,
+    switch,
+    write_meta,
+)
 from localai_provision.apply.host_models import copy_model, download_model
 from localai_provision.apply.hostlock import acquire_lock, clear_leftovers, release_lock
 from localai_provision.apply.install import (
@@ -46,6 +55,7 @@ from localai_provision.fleet import (
 )
 from localai_provision.lock import Lock, LockError, lock_for
 from localai_provision.plan import (
+    GENERATION,
     MACOS,
     MODEL,
     PACKAGE,
@@ -55,7 +65,9 @@ from localai_provision.plan import (
     SERVICE_DEFINITION,
     SHIM,
     VENV,
+    Action,
     Change,
+    layout_for,
     plan,
     plan_warnings,
 )
@@ -86,7 +98,9 @@ def execute(
     _install(fleet, host, by_kind, lock, distributor)
     _models(fleet, host, by_kind, distributor)
     _host_settings(fleet, host, by_kind)
+    _switch(fleet, host, by_kind)
     _service(fleet, host, by_kind, options)
+    _prune(fleet, host, by_kind)
     fleet.progress(host.name, "checking the result")
     host.log.current = "gather"
     return gather(host.connector, host.spec)
@@ -101,22 +115,31 @@ def _install(
     fleet: Fleet, host: HostContext, by_kind: ByKind, lock: Lock | None, distributor: Distributor
 ) -> None:
     log = host.log
-    if VENV in by_kind:
+    building = _moving(by_kind, Action.CREATE)
+    if VENV in by_kind or building:
         _step(fleet, host, "venv", "building the venv")
         build_venv(host)
         log.steps.append({"step": "venv", "path": host.layout.venv})
-        log.done += by_kind[VENV]
-    if PACKAGE in by_kind:
+        log.done += by_kind.get(VENV, [])
+    if PACKAGE in by_kind or building:
         _step(fleet, host, "packages", "installing packages")
-        install_packages(host, by_kind[PACKAGE], lock, distributor)
-        log.done += by_kind[PACKAGE]
+        install_packages(host, by_kind.get(PACKAGE, []), lock, distributor, whole=bool(building))
+        log.done += by_kind.get(PACKAGE, [])
     if SHIM in by_kind:
         _step(fleet, host, "shim", "installing the start-up shim")
         install_shim(host)
         log.steps.append({"step": "shim"})
         log.done += by_kind[SHIM]
+    if building or VENV in by_kind:
+        # Last: from now on the generation may be switched to (and back to) as it is.
+        _step(fleet, host, "generation", "completing the generation")
+        meta = write_meta(host)
+        log.steps.append({"step": "generation", "generation": host.generation, **meta})
+        log.done += building
     if SERVER_CONFIG in by_kind:
         _step(fleet, host, "server-config", "writing the server configuration")
+        if _moving(by_kind) and _names_serving_generation(host):
+            backup_config(host)  # what a rollback puts back
         write_server_config(host)
         log.steps.append({"step": "server-config"})
         log.done += by_kind[SERVER_CONFIG]
@@ -150,6 +173,45 @@ def _host_settings(fleet: Fleet, host: HostContext, by_kind: ByKind) -> None:
         converge_pull_timer(host, change)
         log.steps.append({"step": PULL_TIMER, "action": change.action})
         log.done.append(change)
+
+
+def _names_serving_generation(host: HostContext) -> bool:
+    """Does server.json run the generation that serves now? Only then is it the copy a
+    rollback puts back (an earlier attempt may have written one for the new generation)."""
+    config = host.facts.server_config
+    serving = layout_for(host.facts).venv
+    argv = config.argv if config else None
+    return bool(host.facts.generations.current and argv and argv[0].startswith(serving + "/"))
+
+
+def _moving(by_kind: ByKind, *actions: Action) -> list[Change]:
+    """The change that moves the host to another generation (built, or switched to)."""
+    wanted = actions or (Action.CREATE, Action.UPDATE)
+    return [c for c in by_kind.get(GENERATION, []) if c.action in wanted]
+
+
+def _switch(fleet: Fleet, host: HostContext, by_kind: ByKind) -> None:
+    """Point `current` at the new generation (and `previous` at the one that served), just
+    before the restart: until then the old server serves from its own venv."""
+    moving = _moving(by_kind)
+    if not moving:
+        return
+    assert host.generation is not None
+    _step(fleet, host, "switch", f"switching to generation {host.generation}")
+    previous = host.facts.generations.current
+    switch(host, host.generation, previous)
+    host.log.steps.append({"step": "switch", "generation": host.generation, "from": previous})
+    host.log.done += [c for c in moving if c.action == Action.UPDATE]
+
+
+def _prune(fleet: Fleet, host: HostContext, by_kind: ByKind) -> None:
+    old = [c for c in by_kind.get(GENERATION, []) if c.action == Action.REMOVE]
+    if not old:
+        return
+    _step(fleet, host, "generations", "removing old generations")
+    prune(host, [c.name for c in old])
+    host.log.steps.append({"step": "generations", "removed": [c.name for c in old]})
+    host.log.done += old
 
 
 def _service(fleet: Fleet, host: HostContext, by_kind: ByKind, options: ApplyOptions) -> None:
@@ -246,12 +308,18 @@ def _converge(
         if waited:
             # Another apply ran meanwhile: plan again from what the host is now.
             host = host.with_facts(gather(host.connector, host.spec))
-            changes = plan(host.spec, host.facts, lock)
+            changes = plan(host.spec, host.facts, lock, retry_failed=options.retry_failed)
             if not changes:
                 return _unchanged(host, warnings + host.log.warnings)
         locked = lock if isinstance(lock, Lock) else None
-        after = host.with_facts(execute(fleet, host, changes, options, locked, distributor))
-        remaining = plan(host.spec, after.facts, lock)
+        try:
+            after = host.with_facts(execute(fleet, host, changes, options, locked, distributor))
+        except HostError as exc:
+            if _rolls_back(host, changes, exc):
+                fleet.progress(host.name, "rolling back")
+                raise roll_back(host, exc, options) from None
+            raise
+        remaining = plan(host.spec, after.facts, lock, retry_failed=options.retry_failed)
         if remaining:
             raise HostError(
                 host=host.name,
@@ -275,6 +343,15 @@ def _converge(
     )
 
 
+def _rolls_back(host: HostContext, changes: list[Change], failed: HostError) -> bool:
+    """Did the step that failed follow a switch away from a generation that can serve again?"""
+    if failed.step not in ROLLBACK_STEPS:
+        return False
+    moved = any(c.kind == GENERATION and c.action != Action.REMOVE for c in changes)
+    gens = host.facts.generations
+    return moved and gens.current is not None and can_return_to(gens.serving)
+
+
 def apply_job_factory(
     options: ApplyOptions, distributor: Distributor | None = None
 ) -> Callable[[Fleet, HostSpec], HostResult]:
@@ -286,10 +363,12 @@ def apply_job_factory(
         log = StepLog()
         try:
             fleet.progress(spec.name, "gathering facts")
-            host = HostContext.of(connector, spec, gather(connector, spec), log)
-            lock = lock_for(spec, host.facts)
+            facts = gather(connector, spec)
+            lock = lock_for(spec, facts)
+            locked = lock if isinstance(lock, Lock) else None
+            host = HostContext.of(connector, spec, facts, log, lock=locked)
             warnings = list(getattr(connector, "warnings", [])) + plan_warnings(spec, host.facts)
-            changes = plan(spec, host.facts, lock)
+            changes = plan(spec, host.facts, lock, retry_failed=options.retry_failed)
             if not changes:
                 return _unchanged(host, warnings)
             return _converge(fleet, host, changes, lock, options, shared, warnings)
@@ -323,9 +402,12 @@ def apply_hosts(
     """Converge every host; one result per host, sorted by name.
 
     ``serial`` N works through the hosts N at a time (a rolling update of a lab that serves
-    people) and starts no new batch once one failed. ``max_fail`` N starts no new host after
-    N failures.
+    people) and starts no new batch once one failed (a host rolled back counts: a bad set
+    stops after the canary batch). ``max_fail`` N starts no new host after N failures; 0 is
+    taken as 1 (no failure tolerated: the first one stops the rest), not as "start none".
     """
+    if max_fail is not None:
+        max_fail = max(1, max_fail)
     batches = (
         [hosts] if not serial else [hosts[i : i + serial] for i in range(0, len(hosts), serial)]
     )

@@ -69,7 +69,11 @@ def run_apply(
 ) -> list[HostResult]:
     from localai_provision.apply import ApplyOptions, apply_hosts, site_hash
 
-    options = ApplyOptions(site_hash=site_hash(Path(file)), lock_wait_s=args.lock_wait)
+    options = ApplyOptions(
+        site_hash=site_hash(Path(file)),
+        lock_wait_s=args.lock_wait,
+        retry_failed=getattr(args, "retry_failed", False),
+    )
     live = not args.json and io.err.isatty()
     progress = Progress(io, [h.name for h in hosts], live) if not args.quiet else None
     return apply_hosts(

@@ -93,7 +93,12 @@ def _add_apply(sub: Subcommands) -> None:
     _add_forks(p)
     _add_json(p)
     p.add_argument("--dry-run", action="store_true", help="only show the plan (same as `plan`)")
-    p.add_argument("--max-fail", type=int, metavar="N", help="start no new host after N failed")
+    p.add_argument(
+        "--max-fail",
+        type=int,
+        metavar="N",
+        help="start no new host after N failed (0: none may fail, the first failure stops)",
+    )
     p.add_argument(
         "--serial",
         type=int,
@@ -106,6 +111,11 @@ def _add_apply(sub: Subcommands) -> None:
         default=10.0,
         metavar="SECONDS",
         help="how long to wait for another apply on the same host (default 10)",
+    )
+    p.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="build again a generation that failed and was rolled back (same site)",
     )
     p.add_argument("--quiet", "-q", action="store_true", help="no progress lines")
     p.add_argument(
@@ -166,6 +176,29 @@ def _add_host_commands(sub: Subcommands) -> None:
     p.add_argument("file", metavar="FILE")
     p.add_argument("--host", required=True, help="the host (its `user` is granted)")
     p.set_defaults(func=_command("lock", "cmd_root_helper"))
+
+    p = sub.add_parser("generations", help="each host's package-set generations")
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    _add_json(p)
+    p.set_defaults(func=_command("generations", "cmd_generations"))
+
+    p = sub.add_parser(
+        "rollback", help="switch hosts back to their previous generation (verified, prewarmed)"
+    )
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    _add_json(p)
+    p.add_argument(
+        "--lock-wait",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long to wait for an apply on the same host (default 10)",
+    )
+    p.set_defaults(func=_command("generations", "cmd_rollback"))
 
     p = sub.add_parser("stop", help="stop the server on each host; apply starts it again")
     p.add_argument("file", metavar="FILE")

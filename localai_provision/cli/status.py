@@ -24,6 +24,7 @@ STATUS_HEADER = (
     "LOADED",
     "/v1/models",
     "LAST PULL",
+    "GENERATION",
 )
 
 
@@ -36,7 +37,7 @@ def status_row(r: HostResult) -> tuple[str, ...]:
     """One host's row of the status table."""
     d = r.details
     if r.failed or not isinstance(d, ServerStatus):
-        return (r.name, r.status, "-", "-", "-", "-", "-", "-", "-", "-")
+        return (r.name, r.status, "-", "-", "-", "-", "-", "-", "-", "-", "-")
     version = d.server_version
     loaded = d.models_loaded
     latency = d.latency_ms.get("/v1/models")
@@ -52,6 +53,7 @@ def status_row(r: HostResult) -> tuple[str, ...]:
         "n/a" if loaded is None else (", ".join(loaded) or "none"),
         f"{latency:.0f} ms" if latency is not None else "-",
         f"{last_pull.result} {last_pull.finished_at}" if last_pull else "-",
+        d.generation or "-",
     )
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from localai_provision.facts.generations import GenerationsFacts
+
 
 @dataclass(frozen=True)
 class SystemFacts:
@@ -269,6 +271,7 @@ class Facts:
     clock_offset_s: float | None = None
     pull_report: PullReport | None = None
     pull_timer: PullTimerFacts | None = None
+    generations: GenerationsFacts = field(default_factory=GenerationsFacts)
 
     def endpoint(self, path: str) -> EndpointFacts | None:
         return next((e for e in self.endpoints if e.path == path), None)

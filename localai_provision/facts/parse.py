@@ -14,6 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from localai_provision.facts.generations import parse_generations
 from localai_provision.facts.model import (
     EndpointFacts,
     Facts,
@@ -488,4 +489,5 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         mac=parse_mac(doc.get("mac")),
         pull_report=parse_pull_report(doc.get("pull_report")),
         pull_timer=parse_pull_timer(doc.get("pull_timer")),
+        generations=parse_generations(doc.get("generations"), venv.usable and venv.owned),
     )

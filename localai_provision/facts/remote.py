@@ -99,6 +99,44 @@ def venv_section(venv, markers):
     }
 
 
+def generations_section(prefix, layout):
+    """The links to the current and previous generation, and each generation's markers and
+    small meta file: a no-op check reads a few hundred bytes per generation, no venv."""
+
+    def link(name):
+        try:
+            return os.readlink(os.path.join(prefix, name))
+        except OSError:
+            return None
+
+    folders = [
+        (n, os.path.join(prefix, layout["generations"], n))
+        for n in sorted(listdir(os.path.join(prefix, layout["generations"])) or [])
+    ]
+    legacy = os.path.join(prefix, layout["venv"])
+    if os.path.isdir(legacy):
+        folders.append((layout["venv"], legacy))
+    items = []
+    for name, path in folders:
+        if not os.path.isdir(path) or name.startswith("."):
+            continue
+        items.append(
+            {
+                "name": name,
+                "owned": os.path.exists(os.path.join(path, layout["owned_marker"])),
+                "complete": os.path.exists(os.path.join(path, layout["complete_marker"])),
+                "meta": read_text(os.path.join(path, layout["generation_meta"]), 65536),
+                "failed": read_text(os.path.join(path, layout["failed_marker"]), 65536),
+                "mtime": int(os.stat(path).st_mtime),
+            }
+        )
+    return {
+        "current": link(layout["current"]),
+        "previous": link(layout["previous"]),
+        "items": items,
+    }
+
+
 def missing_file(site, dist_info):
     """The first file a package's RECORD lists that is gone (a half-installed or damaged
     package), or None. Installers write RECORD last: without it the install was cut short.
@@ -333,7 +371,12 @@ def main():
         ),
     }
     paths = {k: os.path.join(prefix, v) for k, v in cfg["layout"].items()}
-    section("venv", venv_section, paths["venv"], cfg["layout"])
+    section("generations", generations_section, prefix, cfg["layout"])
+    # The venv described is the generation the `current` link names (the one serving), or
+    # the single venv of older versions.
+    current = (out.get("generations") or {}).get("current")
+    venv = os.path.join(prefix, current) if current else paths["venv"]
+    section("venv", venv_section, venv, cfg["layout"])
     section("server_config", server_config_section, paths["server_config"])
     out["state"] = read_text(paths["state"])
     out["lock"] = read_text(paths["lock_owner"], 4096)

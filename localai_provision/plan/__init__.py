@@ -27,6 +27,7 @@ from localai_provision.plan.config import (
     shim_changes,
     shim_pth,
 )
+from localai_provision.plan.generations import generation_changes, generation_id, prune_changes
 from localai_provision.plan.macos import macos_changes
 from localai_provision.plan.models import model_changes
 from localai_provision.plan.packages import HALF_INSTALLED, desired_packages, package_changes
@@ -57,11 +58,13 @@ VENV, PACKAGE, SERVER_CONFIG, SHIM = Kind.VENV, Kind.PACKAGE, Kind.SERVER_CONFIG
 SERVICE_DEFINITION, SERVICE = Kind.SERVICE_DEFINITION, Kind.SERVICE
 MACOS, MODEL, PULL_TIMER = Kind.MACOS, Kind.MODEL, Kind.PULL_TIMER
 ROOT_HELPER, LAUNCHD_DOMAIN = Kind.ROOT_HELPER, Kind.LAUNCHD_DOMAIN
+GENERATION = Kind.GENERATION
 
 __all__ = [
     "CLOCK_TOLERANCE_S",
     "CREATE",
     "FAIL",
+    "GENERATION",
     "HALF_INSTALLED",
     "LAUNCHD_DOMAIN",
     "LOCK",
@@ -92,6 +95,7 @@ __all__ = [
     "desired_packages",
     "desired_pull_timer",
     "desired_shim",
+    "generation_id",
     "layout_for",
     "macos_changes",
     "plan",
@@ -103,9 +107,16 @@ __all__ = [
 ]
 
 
-def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> list[Change]:
+def plan(
+    spec: HostSpec,
+    facts: Facts,
+    lock: Lock | LockError | None = None,
+    *,
+    retry_failed: bool = False,
+) -> list[Change]:
     """The changes that make the host match ``spec``. ``lock`` is the host's locked set (its
-    platform's lock file), the error met reading it, or None when the site locks nothing."""
+    platform's lock file), the error met reading it, or None when the site locks nothing.
+    ``retry_failed``: build again a generation that failed with the same settings."""
     locked = None if isinstance(lock, LockError) else lock
     changes = [
         *system_changes(spec, facts),
@@ -114,15 +125,36 @@ def plan(spec: HostSpec, facts: Facts, lock: Lock | LockError | None = None) -> 
         *prerequisite_changes(spec, facts, locked),
         *python_changes(spec, facts),
     ]
-    venv = venv_changes(spec, facts)
-    rebuilt = Changed.by(venv).venv
-    changes += venv
-    changes += package_changes(spec, facts, locked, venv_rebuilt=rebuilt)
-    changes += shim_changes(spec, facts, venv_rebuilt=rebuilt)
-    changes += config_changes(spec, facts)
+    # Without the site's Python there is no set to build (python_changes FAILs the host).
+    generation = (
+        generation_id(spec, facts, locked)
+        if facts.python.found or not facts.generations.current
+        else facts.generations.current
+    )
+    moving = generation_changes(spec, facts, generation, retry_failed=retry_failed)
+    changes += moving
+    if moving:
+        # Another package set: built beside the one that serves (or switched to, when built
+        # before), never changed in place. Its package changes are what differs from the
+        # set that serves; the new generation gets the whole set.
+        if any(c.action == Action.CREATE for c in moving):
+            changes += package_changes(spec, facts, locked, venv_rebuilt=False)
+            changes += shim_changes(spec, facts, venv_rebuilt=True)
+        else:
+            changes += shim_changes(spec, facts, venv_rebuilt=False, generation=generation)
+    else:
+        # The generation that serves, repaired in place when broken.
+        venv = venv_changes(spec, facts)
+        rebuilt = Changed.by(venv).venv
+        changes += venv
+        changes += package_changes(spec, facts, locked, venv_rebuilt=rebuilt)
+        changes += shim_changes(spec, facts, venv_rebuilt=rebuilt)
+    changes += config_changes(spec, facts, generation)
     changes += model_changes(spec, facts)
     changes += macos_changes(spec, facts)
     changes += pull_timer_changes(spec, facts)
     changes += service_definition_changes(spec, facts)
-    # The service last: restarted once for what anything above changed.
-    return changes + service_changes(spec, facts, Changed.by(changes))
+    # The service: restarted once for what anything above changed.
+    changes += service_changes(spec, facts, Changed.by(changes))
+    # Last, once the host serves the generation wanted: what is beyond `generations.keep`.
+    return changes + prune_changes(spec, facts, generation)

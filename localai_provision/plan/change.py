@@ -40,6 +40,7 @@ class Kind(StrEnum):
     PULL_TIMER = "pull-timer"
     ROOT_HELPER = "root-helper"
     LAUNCHD_DOMAIN = "launchd-domain"
+    GENERATION = "generation"  # `generation ID`: a package set's own venv beside the others
 
 
 @dataclass(frozen=True)
@@ -77,16 +78,22 @@ class Changed:
     packages: bool = False  # a package or the start-up shim
     configuration: bool = False  # server.json or the launchd job's plist
     models: bool = False
+    generation: bool = False  # the server moves to another generation (package set)
 
     @classmethod
     def by(cls, changes: Iterable[Change]) -> Changed:
         """Read from the changes themselves; a FAIL changes nothing."""
+        changes = list(changes)
         kinds = {c.kind for c in changes if c.action != Action.FAIL}
         return cls(
             venv=Kind.VENV in kinds,
             packages=bool(kinds & {Kind.PACKAGE, Kind.SHIM}),
             configuration=bool(kinds & {Kind.SERVER_CONFIG, Kind.SERVICE_DEFINITION}),
             models=Kind.MODEL in kinds,
+            generation=any(
+                c.kind == Kind.GENERATION and c.action in (Action.CREATE, Action.UPDATE)
+                for c in changes
+            ),
         )
 
     def words(self) -> list[str]:
@@ -97,10 +104,13 @@ class Changed:
                 ("packages", self.packages),
                 ("the configuration", self.configuration),
                 ("models", self.models),
+                ("the generation", self.generation),
             )
             if changed
         ]
 
 
-def layout_for(facts: Facts) -> Layout:
-    return Layout(prefix=facts.prefix)
+def layout_for(facts: Facts, generation: str | None = None) -> Layout:
+    """The host's layout; ``generation`` names the venv its paths point into (None: the one
+    that serves now, as the facts found it)."""
+    return Layout(prefix=facts.prefix, generation=generation or facts.generations.current)

@@ -18,8 +18,12 @@ from localai_provision.plan.change import Action, Change, Kind, layout_for
 from localai_provision.site.model import HostSpec
 
 
-def desired_config(spec: HostSpec, facts: Facts) -> dict[str, object]:
-    layout = layout_for(facts)
+def desired_config(
+    spec: HostSpec, facts: Facts, generation: str | None = None
+) -> dict[str, object]:
+    """server.json as the site wants it; its argv names the server of ``generation`` (the
+    package set's own venv), so that moving to another generation is a new configuration."""
+    layout = layout_for(facts, generation)
     config = server_config(spec, layout, expand_home(spec.hf_home, facts.system.home))
     return {**config, "hash": config_hash(config)}
 
@@ -37,9 +41,9 @@ def shim_pth() -> str:
     return f"import {SHIM_MODULE}\n"
 
 
-def config_changes(spec: HostSpec, facts: Facts) -> list[Change]:
+def config_changes(spec: HostSpec, facts: Facts, generation: str | None = None) -> list[Change]:
     """server.json written when missing, unreadable or other than the site's."""
-    wanted = desired_config(spec, facts)
+    wanted = desired_config(spec, facts, generation)
     wanted_hash = str(wanted["hash"])
     actual = facts.server_config
 
@@ -59,12 +63,16 @@ def config_changes(spec: HostSpec, facts: Facts) -> list[Change]:
     return []
 
 
-def shim_changes(spec: HostSpec, facts: Facts, *, venv_rebuilt: bool) -> list[Change]:
+def shim_changes(
+    spec: HostSpec, facts: Facts, *, venv_rebuilt: bool, generation: str | None = None
+) -> list[Change]:
     """The start-up shim: defers Metal-kernel failures on Linux and applies the model-cache
-    settings on mlx-omni-server releases that do not read them (see scripts/server_shim.py)."""
+    settings on mlx-omni-server releases that do not read them (see scripts/server_shim.py).
+    In the venv that serves, or in ``generation`` (as its meta file recorded it)."""
     if SERVER_PACKAGE not in spec.packages or not spec.linux.shim:
         return []
-    present = {} if venv_rebuilt else facts.venv.shims
+    target = facts.generations.get(generation) if generation else None
+    present = {} if venv_rebuilt else target.shims if target else facts.venv.shims
     if all(present.get(name) == digest for name, digest in desired_shim().items()):
         return []
     return [
@@ -89,7 +97,13 @@ def _config_difference(actual: ServerConfigFacts, wanted: dict[str, object]) -> 
     are never arguments)."""
     parts = []
     wanted_argv = wanted.get("argv")
-    if isinstance(wanted_argv, list) and actual.argv != tuple(wanted_argv):
+    if isinstance(wanted_argv, list) and actual.argv and actual.argv[0] != wanted_argv[0]:
+        parts.append(f"the server's program: {_clip(actual.argv[0])} -> {_clip(wanted_argv[0])}")
+    if (
+        isinstance(wanted_argv, list)
+        and actual.argv != tuple(wanted_argv)
+        and (actual.argv is None or actual.argv[1:] != tuple(wanted_argv[1:]))
+    ):
         before = " ".join(actual.argv[1:]) if actual.argv is not None else "unknown"
         parts.append(
             f"the server's arguments: {_clip(before)} -> {_clip(' '.join(wanted_argv[1:]))}"

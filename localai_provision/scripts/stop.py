@@ -1,7 +1,8 @@
-# Sent to a host and run as `python -I -S -c <this> PID_FILE SERVER_BIN TIMEOUT_S`: stop the
+# Sent to a host and run as `python -I -S -c <this> PID_FILE PREFIX TIMEOUT_S`: stop the
 # server started by launch.py, and its worker processes (they share its process group).
-# Only a process whose command line names SERVER_BIN is signalled: a recycled pid that now
-# belongs to something else is left alone. Prints what it did as JSON.
+# Only a process whose command line names a server under PREFIX (PREFIX/generations/ID/bin/
+# mlx-omni-server, or PREFIX/venv/bin/... of older versions) is signalled: a recycled pid
+# that now belongs to something else is left alone. Prints what it did as JSON.
 import json
 import os
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 
-pid_file, server_bin, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
+pid_file, prefix, timeout = sys.argv[1], sys.argv[2], float(sys.argv[3])
 result = {"pid": None, "stopped": False, "killed": False, "note": ""}
 
 
@@ -34,8 +35,11 @@ def argv_of(pid):
 def is_server(argv):
     # The server runs as `SERVER_BIN ...` or `PYTHON SERVER_BIN ...`. Matching only those
     # two places keeps this script (and the shell that started it, whose command line
-    # mentions SERVER_BIN as an argument) from ever signalling itself.
-    return server_bin in argv[:2]
+    # mentions PREFIX as an argument) from ever signalling itself.
+    return any(
+        a.startswith(prefix.rstrip("/") + "/") and a.endswith("/bin/mlx-omni-server")
+        for a in argv[:2]
+    )
 
 
 def signal_group(pid, sig):

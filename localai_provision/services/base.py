@@ -73,7 +73,7 @@ class ProcessService(ServiceManager):
             "service",
             "stop",
             self.layout.pid_file,
-            self.layout.server_bin,
+            self.layout.prefix,
             str(STOP_TIMEOUT_S),
             timeout=STOP_TIMEOUT_S + 30,
         )

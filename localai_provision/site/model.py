@@ -135,6 +135,11 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class GenerationSettings:
+    keep: int = 2  # the current generation and one to roll back to
+
+
+@dataclass(frozen=True)
 class HostSpec:
     name: str
     address: str
@@ -169,6 +174,7 @@ class HostSpec:
     transfer: TransferSettings = field(default_factory=TransferSettings)
     verify: VerifySettings = field(default_factory=VerifySettings)
     pull: PullSettings = field(default_factory=PullSettings)
+    generations: GenerationSettings = field(default_factory=GenerationSettings)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -15,6 +15,7 @@ from localai_provision.site.document import Document
 from localai_provision.site.merge import merge_models, merge_settings
 from localai_provision.site.model import (
     HUB_PREFIX,
+    GenerationSettings,
     HostSpec,
     LaunchdSettings,
     LinuxSettings,
@@ -113,6 +114,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         models=_models(s.get("models", []), base_dir),
         verify=_verify(s.get("verify", {})),
         pull=PullSettings(**s.get("pull", {})),
+        generations=GenerationSettings(**s.get("generations", {})),
     )
 
 

@@ -80,9 +80,13 @@ def half_written(
                 json.loads(path.read_text())
             except ValueError:
                 found.append(f"{path} does not parse")
-    venv = prefix / "venv"
-    if (venv / ".localai-complete").exists() and not (venv / "bin" / "python").exists():
-        found.append(f"{venv} is marked complete without its Python")
+    venvs = [prefix / "venv", *sorted((prefix / "generations").glob("*"))]
+    for venv in venvs:
+        if (venv / ".localai-complete").exists() and not (venv / "bin" / "python").exists():
+            found.append(f"{venv} is marked complete without its Python")
+    current = prefix / "current"
+    if current.is_symlink() and not (current / ".localai-generation.json").exists():
+        found.append(f"{current} names a generation that is not complete")
     hub = hf_home / "hub"
     for base in sorted(hub.glob("models--*")) if hub.is_dir() else []:
         marker = base / ".localai-complete"
@@ -100,7 +104,9 @@ def half_written(
         for root in (prefix, hf_home):
             for path in root.rglob("*") if root.exists() else []:
                 partial = path.name.endswith(".incomplete") and path.parent.name == "blobs"
-                if (".localai-tmp" in path.name or partial) and "venv" not in path.parts:
+                if (".localai-tmp" in path.name or partial) and not {"venv", "generations"} & set(
+                    path.parts
+                ):
                     found.append(f"temporary file {path} is left behind")
         for model_id, source in (sources or {}).items():
             base = hub / ("models--" + model_id.replace("/", "--"))

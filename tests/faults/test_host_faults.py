@@ -94,7 +94,7 @@ def test_the_venv_python_deleted(lab: Lab, small_model: Path, faults: Faults) ->
     prefix, _ = hostprep.host_paths(host)
     hostprep.kill_servers(host)
     for name in ("python", "python3", "python3.11"):
-        (prefix / "venv" / "bin" / name).unlink(missing_ok=True)
+        (prefix / "current" / "bin" / name).unlink(missing_ok=True)
     code, drift = lab.drift_json(site)
     assert code == 2
     venv = next(d for d in drift[host.name]["differences"] if d["resource"] == "venv")
@@ -114,7 +114,7 @@ def test_a_package_half_installed(lab: Lab, small_model: Path, faults: Faults, h
     site = lab.site([host], models=models(small_model))
     converge(lab, site)
     prefix, _ = hostprep.host_paths(host)
-    site_packages = next((prefix / "venv" / "lib").glob("python3.*")) / "site-packages"
+    site_packages = next((prefix / "current" / "lib").glob("python3.*")) / "site-packages"
     if half == "files-gone":
         (site_packages / "localai_standin_server.py").unlink()  # dist-info kept
     else:

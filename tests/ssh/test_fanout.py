@@ -273,7 +273,7 @@ def test_pushed_wheels_install_with_no_index(
     stray.write_bytes(b"old")
     hostprep.root_pip(
         "--python",
-        str(host.home / ".localai" / "venv" / "bin" / "python"),
+        str(host.home / ".localai" / "current" / "bin" / "python"),
         "uninstall",
         "-q",
         "-y",

@@ -175,7 +175,7 @@ def test_the_root_helper_missing_stops_the_host_with_the_one_setup_step_that_the
     error = result[mac.name]["error"]
     assert result[mac.name]["failed_step"] == "root-helper"
     assert f"ssh -t {mac.user}@127.0.0.1 sudo sh" in error["message"]
-    assert not (mac.home / ".localai" / "venv").exists()  # nothing moved before the step
+    assert not (mac.home / ".localai" / "generations").exists()  # nothing moved before the step
     installer = mac.home / ".localai" / "libexec" / roothelper.INSTALLER_NAME
     assert roothelper.sudoers_line(mac.user) in installer.read_text()
 
@@ -437,4 +437,4 @@ def test_what_blocks_a_mac_is_a_failure_in_plan_before_anything_moves(
     assert "8192 MB" in fails["macos gpu_wired_limit_mb"]
     code, _result = lab.json("apply", site)
     assert code == 1
-    assert not (mac.home / ".localai" / "venv").exists()
+    assert not (mac.home / ".localai" / "generations").exists()

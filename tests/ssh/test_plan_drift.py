@@ -54,7 +54,7 @@ def test_in_sync_host_costs_one_connection_and_one_command(lab: Lab) -> None:
 
 
 def _pip(host: TestHost, *args: str) -> None:
-    venv = host.home / ".localai" / "venv" / "bin" / "python"
+    venv = host.home / ".localai" / "current" / "bin" / "python"
     hostprep.root_pip("--python", str(venv), *args, "-q")
     hostprep.chown_tree(host.home / ".localai", host.user)
 
@@ -88,7 +88,7 @@ def _config_changed(lab: Lab, host: TestHost) -> dict[str, dict[str, object]]:
 
 
 def _venv_python_gone(lab: Lab, host: TestHost) -> None:
-    (host.home / ".localai" / "venv" / "bin" / "python").unlink()
+    (host.home / ".localai" / "current" / "bin" / "python").unlink()
 
 
 def _model_added_after_start(lab: Lab, host: TestHost) -> dict[str, dict[str, object]]:
@@ -129,7 +129,7 @@ DIFFERENCES: list[tuple[str, Mutation, dict[str, str]]] = [
         "fresh-host",
         _fresh_host,
         {
-            "venv": "create",
+            "generation": "create",
             "package mlx-omni-server": "create",
             "package mlx-lm": "create",
             "package torch": "create",
@@ -156,7 +156,13 @@ def test_every_kind_of_difference(lab: Lab, mutate: Mutation, expected: dict[str
     code, out, _ = lab.cli("plan", str(site), "--json")
     assert code == 2
     [result] = json.loads(out)["hosts"]
-    actions = {c["resource"]: c["action"] for c in result["changes"]}
+    # A generation's ID is a digest: the table names the kind only.
+    actions = {
+        c["resource"].split()[0] if c["resource"].startswith("generation ") else c["resource"]: c[
+            "action"
+        ]
+        for c in result["changes"]
+    }
     assert actions == expected
     restarts = [c for c in result["changes"] if c["action"] in ("start", "restart")]
     assert len(restarts) == 1  # one start or restart per host, whatever changed
@@ -312,7 +318,7 @@ def test_junit_report_has_a_case_per_host(lab: Lab, tmp_path: Path) -> None:
     cases = {c.get("name"): c for c in suite.iter("testcase")}
     assert cases[in_sync.name].find("failure") is None
     failure = cases[drifted.name].find("failure")
-    assert failure is not None and "venv" in (failure.text or "")
+    assert failure is not None and "generation" in (failure.text or "")
 
 
 def test_limit_and_parallel_hosts(lab: Lab) -> None:

@@ -326,4 +326,4 @@ def test_apply_installs_the_pull_timer_as_a_launchd_job_on_a_mac(
         "gone_at"
     )
     assert lab.drift_json(site)[0] == 0
-    assert os.path.exists(mac.home / ".localai" / "venv")  # the rest is left as it was
+    assert os.path.exists(mac.home / ".localai" / "current")  # the rest is left as it was

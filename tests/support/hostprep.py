@@ -23,8 +23,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from localai_provision import scripts
-from localai_provision.layout import SHIM_MODULE, Layout, config_hash, server_config
-from localai_provision.plan import shim_pth
+from localai_provision.layout import (
+    GENERATION_META,
+    OWNED_MARKER,
+    SHIM_MODULE,
+    Layout,
+    config_hash,
+    server_config,
+)
+from localai_provision.plan import desired_shim, shim_pth
+from localai_provision.plan.generations import set_id
 from localai_provision.site.model import HostSpec
 from tests.support.sshfleet import SSHFleet, TestHost
 
@@ -80,10 +88,20 @@ def root_pip(*args: str) -> None:
     )
 
 
-def make_venv(fleet: SSHFleet, host: TestHost, packages: dict[str, str], wheelhouse: Path) -> Path:
+def make_venv(
+    fleet: SSHFleet,
+    host: TestHost,
+    packages: dict[str, str],
+    wheelhouse: Path,
+    generation: str | None = None,
+) -> Path:
+    """A venv with ``packages``: the single venv of versions before generations, or, with
+    ``generation``, that generation's, named by the `current` link as apply leaves it."""
     prefix, _ = host_paths(host)
-    venv = prefix / "venv"
-    fleet.run_as(host, ["mkdir", "-p", str(prefix)])
+    venv = Path(Layout(str(prefix), generation).venv)
+    fleet.run_as(host, ["mkdir", "-p", str(venv.parent)])
+    if generation:
+        fleet.run_as(host, ["ln", "-s", f"generations/{generation}", str(prefix / "current")])
     fleet.run_as(host, [SYSTEM_PYTHON, "-m", "venv", "--without-pip", str(venv)])
     fleet.run_as(host, ["touch", str(venv / ".localai-complete")])
     if packages:
@@ -118,9 +136,11 @@ def write_model(fleet: SSHFleet, host: TestHost, model_id: str, commit: str = "a
     return base
 
 
-def write_server_config(host: TestHost, spec: HostSpec) -> dict[str, object]:
+def write_server_config(
+    host: TestHost, spec: HostSpec, generation: str | None = None
+) -> dict[str, object]:
     prefix, hf_home = host_paths(host)
-    config = server_config(spec, Layout(str(prefix)), str(hf_home))
+    config = server_config(spec, Layout(str(prefix), generation), str(hf_home))
     config = {**config, "hash": config_hash(config)}
     path = prefix / "server.json"
     path.write_text(json.dumps(config))
@@ -163,14 +183,25 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 def prepare_in_sync(fleet: SSHFleet, host: TestHost, spec: HostSpec, wheelhouse: Path) -> None:
     """Make the host exactly what ``spec`` asks for, by hand."""
     reset_host(host)
-    venv = make_venv(fleet, host, LINUX_ADDITIONS | dict(spec.packages), wheelhouse)
+    packages = LINUX_ADDITIONS | dict(spec.packages)
+    python = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    generation = set_id(packages, python)
+    venv = make_venv(fleet, host, packages, wheelhouse, generation)
     site = next((venv / "lib").glob("python3.*")) / "site-packages"
     (site / f"{SHIM_MODULE}.py").write_text(scripts.load("server_shim"))
     (site / f"{SHIM_MODULE}.pth").write_text(shim_pth())
+    (venv / OWNED_MARKER).write_text("")
+    meta = {"created": "2026-12-01T00:00:00Z", "python": python, "packages": packages}
+    (venv / GENERATION_META).write_text(json.dumps({**meta, "shims": desired_shim()}))
     chown_tree(venv, host.user)
     for model in spec.models:
         write_model(fleet, host, model.id)
-    config = write_server_config(host, spec)
+    config = write_server_config(host, spec, generation)
     start_server(fleet, host, config, spec.server.port)
     # The server reads the model cache at its first request; make that happen now, as
     # apply's verify step does, so that later cache changes behave as on a real host.

@@ -62,15 +62,21 @@ def build_wheel(
 STANDIN_SOURCE = Path(__file__).with_name("standin_server.py")
 
 
-def build_standin_server(wheelhouse: Path, version: str = "0.5.1") -> Path:
+def build_standin_server(
+    wheelhouse: Path, version: str = "0.5.1", *, crash_at_start: bool = False
+) -> Path:
     """The STAND-IN for mlx-omni-server: a wheel named `mlx-omni-server` whose command runs
     tests/support/standin_server.py. Only for fast multi-host reconciler tests; the real
-    server is covered by the e2e tests."""
+    server is covered by the e2e tests. ``crash_at_start``: a release whose server exits 3
+    as it starts (a broken upgrade)."""
+    source = STANDIN_SOURCE.read_text("utf-8")
+    if crash_at_start:
+        source += '\nos.environ["STANDIN_FAIL_AT_START"] = "1"  # a broken release\n'
     return build_wheel(
         wheelhouse,
         "mlx-omni-server",
         version,
-        {"localai_standin_server.py": STANDIN_SOURCE.read_text("utf-8")},
+        {"localai_standin_server.py": source},
         console_scripts={"mlx-omni-server": "localai_standin_server:main"},
         summary="STAND-IN for mlx-omni-server, built by localai-provision's tests",
     )

@@ -51,7 +51,7 @@ def test_a_step_that_fails_ends_the_host_under_its_lock_and_says_what_it_changed
     def handler(call: Call) -> Reply | None:
         if is_gather(call):
             return facts_reply(doc)
-        if call.is_run and "server_bin, timeout" in call.command:  # scripts/stop.py
+        if call.is_run and "prefix, timeout" in call.command:  # scripts/stop.py
             return Reply(exit_status=1, stderr="stop: permission denied")
         return None
 

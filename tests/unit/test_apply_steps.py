@@ -278,12 +278,14 @@ def test_leftovers_are_looked_for_only_where_the_tool_writes() -> None:
 def test_the_shim_goes_into_the_venvs_site_packages_and_is_compiled() -> None:
     host = host_for()
     install_shim(host)
-    site = f"{PREFIX}/venv/lib/python3.11/site-packages"
-    assert list(shim_files(LAYOUT, "3.11")) == [
+    site = f"{host.layout.venv}/lib/python3.11/site-packages"
+    assert host.layout.venv == f"{PREFIX}/generations/{host.generation}"
+    assert list(shim_files(host.layout, "3.11")) == [
         f"{site}/localai_server_shim.py",
         f"{site}/localai_server_shim.pth",
     ]
-    assert commands(host) == [f"{PY} -I -m py_compile {site}/localai_server_shim.py"]
+    python = f"{host.layout.venv_python}"
+    assert commands(host) == [f"{python} -I -m py_compile {site}/localai_server_shim.py"]
 
 
 def test_the_server_configuration_is_written_0600() -> None:
@@ -292,7 +294,8 @@ def test_the_server_configuration_is_written_0600() -> None:
     assert isinstance(host.connector, FakeConnector)
     put = host.connector.puts()[f"{PREFIX}/server.json"]
     assert put.mode == 0o600
-    assert json.loads(put.data)["argv"][0] == f"{PREFIX}/venv/bin/mlx-omni-server"
+    server = f"{PREFIX}/generations/{host.generation}/bin/mlx-omni-server"
+    assert json.loads(put.data)["argv"][0] == server  # the generation the site wants
 
 
 def test_a_model_is_downloaded_into_the_hosts_hf_home() -> None:

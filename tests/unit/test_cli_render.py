@@ -50,6 +50,7 @@ SERVER = ServerStatus(
     last_pull=PULL,
     pull_timer=PullTimer("cron", None, "*/15 * * * * localai"),
     warnings=("stale pull",),
+    generation="4ba1fd2a4828",
 )
 SERVER_JSON = {
     "running": True,
@@ -66,6 +67,7 @@ SERVER_JSON = {
     "last_pull": PULL.as_dict(),
     "pull_timer": {"kind": "cron", "path": None, "definition": "*/15 * * * * localai"},
     "warnings": ["stale pull"],
+    "generation": "4ba1fd2a4828",
 }
 APPLIED = ApplyReport.from_log(
     {"/v1/models": 8.5, "ready_after_s": 1.25},
@@ -339,11 +341,12 @@ def test_drift_line(r: HostResult, expected: str) -> None:
                 "n/a",
                 "12 ms",
                 "failed 2026-12-01T20:00:00Z",
+                "4ba1fd2a4828",
             ),
         ),
         (
             result(S.UNREACHABLE, error=UNREACHABLE),
-            ("m1", "unreachable", "-", "-", "-", "-", "-", "-", "-", "-"),
+            ("m1", "unreachable", "-", "-", "-", "-", "-", "-", "-", "-", "-"),
         ),
     ],
 )
@@ -363,10 +366,11 @@ def test_status_row_of_a_stopped_server_without_packages() -> None:
             "models_loaded": (),
             "latency_ms": {},
             "last_pull": None,
+            "generation": None,
         }
     )
     row = status_row(result(S.STOPPED, details=stopped))
-    assert row[2:] == ("-", "-", "10240", "not installed", "-", "none", "-", "-")
+    assert row[2:] == ("-", "-", "10240", "not installed", "-", "none", "-", "-", "-")
 
 
 def test_doctor_lines() -> None:
@@ -415,4 +419,5 @@ def test_host_status_values_are_the_printed_words() -> None:
         S.UNREACHABLE,
         S.ERROR,
         S.FAILED,
+        S.ROLLED_BACK,
     }

@@ -17,6 +17,7 @@ from localai_provision.apply import HostContext, build_venv, clear_leftovers
 from localai_provision.connectors.local import LocalConnector
 from localai_provision.errors import HostError
 from localai_provision.facts.gather import gather
+from localai_provision.plan import plan
 from localai_provision.site import parse_site
 from localai_provision.site.model import HostSpec
 from localai_provision.transfer import list_files
@@ -37,12 +38,17 @@ def spec_for(tmp_path: Path) -> HostSpec:
 
 def test_a_venv_the_tool_did_not_make_is_not_deleted(tmp_path: Path) -> None:
     spec = spec_for(tmp_path)
-    theirs = tmp_path / "home" / "venv"
-    (theirs / "bin").mkdir(parents=True)
-    (theirs / "bin" / "their-tool").write_text("precious")
     with LocalConnector(spec) as connector:
+        host = HostContext.of(connector, spec, gather(connector, spec))
+        theirs = Path(host.layout.venv)  # where the generation the site wants goes
+        (theirs / "bin").mkdir(parents=True)
+        (theirs / "bin" / "their-tool").write_text("precious")
         facts = gather(connector, spec)
-        assert facts.venv.exists and not facts.venv.owned
+        found = facts.generations.get(host.generation)
+        assert found is not None and not found.owned
+        refused = [c for c in plan(spec, facts) if c.kind == "generation"]
+        assert [c.action for c in refused] == ["fail"]
+        assert "not made by localai-provision" in refused[0].reason
         with pytest.raises(HostError) as caught:
             build_venv(HostContext.of(connector, spec, facts))
     assert (theirs / "bin" / "their-tool").read_text() == "precious"
@@ -54,14 +60,15 @@ def test_a_venv_the_tool_did_not_make_is_not_deleted(tmp_path: Path) -> None:
 def test_a_venv_the_tool_made_is_marked_first_and_can_be_rebuilt(tmp_path: Path) -> None:
     spec = spec_for(tmp_path)
     with LocalConnector(spec) as connector:
-        facts = gather(connector, spec)
+        host = HostContext.of(connector, spec, gather(connector, spec))
         # An interrupted build: the folder and its first marker, nothing else.
-        venv = Path(facts.prefix) / "venv"
+        venv = Path(host.layout.venv)
         venv.mkdir(parents=True)
         (venv / ".localai-owned").write_text("")
-        build_venv(HostContext.of(connector, spec, facts))
-        after = gather(connector, spec)
-    assert after.venv.owned and after.venv.complete and after.venv.usable
+        build_venv(host)
+        after = gather(connector, spec).generations.get(host.generation)
+    assert after is not None and after.owned and after.complete
+    assert (venv / "bin" / "python").exists()
 
 
 def test_leftovers_are_cleared_only_where_the_tool_writes(tmp_path: Path) -> None:

@@ -9,7 +9,13 @@ from typing import Any
 import pytest
 
 from localai_provision.facts.parse import parse_facts
-from localai_provision.plan import desired_config, desired_shim, plan, plan_warnings
+from localai_provision.plan import (
+    desired_config,
+    desired_shim,
+    generation_id,
+    plan,
+    plan_warnings,
+)
 from localai_provision.site import parse_site
 from localai_provision.site.model import HostSpec
 from tests.unit.test_facts_parse import host_summary, linux_doc
@@ -37,10 +43,36 @@ def spec_with(**server: Any) -> HostSpec:
     return parse_site(text, "s.yaml").hosts["mini-01"]
 
 
+def serving_generation(doc: dict[str, Any], spec: HostSpec) -> str:
+    """Make the recorded host serve the site's package set from its own generation (as an
+    apply leaves it): the `current` link, its ready meta, the venv's path in it."""
+    facts = parse_facts("mini-01", json.dumps(doc), spec.models)
+    generation = generation_id(spec, facts, None)
+    prefix = doc["prefix"]["path"]
+    doc["venv"]["path"] = f"{prefix}/generations/{generation}"
+    meta = {"created": "2026-12-01T00:00:00Z", "python": "3.11", "packages": {}, "size_kb": 1}
+    doc["generations"] = {
+        "current": f"generations/{generation}",
+        "previous": None,
+        "items": [
+            {
+                "name": generation,
+                "owned": True,
+                "complete": True,
+                "meta": json.dumps(meta),
+                "failed": None,
+                "mtime": 1,
+            }
+        ],
+    }
+    return generation
+
+
 def in_sync_doc() -> dict[str, Any]:
     """The recorded Linux host, with its server up and answering as the site asks."""
     doc = linux_doc()
     spec = spec_with()
+    serving_generation(doc, spec)
     config = desired_config(spec, parse_facts("mini-01", json.dumps(doc), spec.models))
     doc["server_config"] = host_summary(config)
     doc["venv"]["shims"] = desired_shim()
@@ -54,7 +86,7 @@ def in_sync_doc() -> dict[str, Any]:
             "config_hash": config["hash"],
             "elapsed_s": 100.0,
         },
-        "server_processes": "4242 python /tmp/rec/home/.localai/venv/bin/mlx-omni-server",
+        "server_processes": f"4242 python {config['argv'][0]}",
     }
     doc["port_open"] = True
     listing = json.dumps({"object": "list", "data": [{"id": "org/tiny-a"}]})
