@@ -427,9 +427,10 @@ def bench_localai_in_process(site: Path, n: int, logs: SSHDLogs, repeat: int) ->
 
     measure(row, logs, repeat, once)
     row.reported = ", ".join(f"{c} conn / {k} cmd" for c, k in sorted(reported))
-    if reported != {(1, 1)}:
+    # One command a host; one connection, or none where a master kept from before served.
+    if not reported or any(k != 1 or c not in (0, 1) for c, k in reported):
         row.ok = False
-        row.note = f"HostResult connections/commands {sorted(reported)}, expected (1, 1)"
+        row.note = f"HostResult connections/commands {sorted(reported)}, expected (0-1, 1)"
     return row
 
 
