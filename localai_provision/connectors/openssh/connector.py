@@ -4,7 +4,6 @@ one is open), files over the command channel (`cat` writing a temporary file, th
 from __future__ import annotations
 
 import contextlib
-import os
 import posixpath
 import re
 import secrets
@@ -92,16 +91,34 @@ class OpenSSHConnector(Connector):
         return False
 
     def close(self) -> None:
-        """End this connector's running commands (Ctrl-C, a timeout); the master stays for
-        ControlPersist seconds, for the next run."""
+        """End this connector's running commands (Ctrl-C, SIGTERM): and then the master too,
+        as closing paramiko's connection did, so that the commands end on the host as well
+        (a master keeps a cut session's command running there, holding the host's lock).
+        With nothing running the master stays ControlPersist seconds, for the next run."""
         with self._lock:
             running = list(self._procs)
             self._killed.update(running)
+            cut = bool(running or self._mux_calls)
             for flag in self._mux_calls:
                 flag[0] = True
         for proc in running:
             with contextlib.suppress(OSError):
                 proc.kill()
+        if cut:
+            self.end_master()
+
+    def end_master(self) -> None:
+        """Close the host's master now (`ssh -O exit`): its sessions end on the host."""
+        if self._control is None or not self._control.exists():
+            return
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            subprocess.run(
+                ["ssh", "-o", f"ControlPath={self._control}", "-O", "exit", "localai-host"],
+                capture_output=True,
+                check=False,
+                timeout=10,
+                start_new_session=True,
+            )
 
     # --- commands -------------------------------------------------------------------------
 
@@ -151,6 +168,7 @@ class OpenSSHConnector(Connector):
                 self._procs.discard(proc)
                 self._killed.discard(proc)
         if timed_out:
+            self.end_master()  # the command may still run there: end it, as paramiko did
             raise CommandError(
                 host=self.host.name,
                 message=f"the command did not finish within {timeout:g} s",
@@ -210,6 +228,7 @@ class OpenSSHConnector(Connector):
                 output_tail=_tail(err),
                 hint="run again; if it repeats, check the host's network and sshd",
             )
+        self.end_master()  # the command may still run there: end it, as paramiko did
         raise CommandError(
             host=self.host.name,
             message=f"the command did not finish within {timeout:g} s",
@@ -287,30 +306,50 @@ class OpenSSHConnector(Connector):
         command = f"umask 077 && {cut}cat {'>>' if offset else '>'} {target}"
         with open(local_path, "rb") as src:
             src.seek(offset)
-            self._send(path, command, src, local_path.stat().st_size - offset)
+            # A lost connection keeps the partial file (the next apply resumes it); on a
+            # full disk it goes: it would only hold the space the host needs.
+            self._send(path, command, src, local_path.stat().st_size - offset, partial=path)
 
-    def _send(self, path: str, command: str, source: bytes | BinaryIO, size: int) -> None:
+    def _send(
+        self,
+        path: str,
+        command: str,
+        source: bytes | BinaryIO,
+        size: int,
+        partial: str | None = None,
+    ) -> None:
+        """Run ``command`` with ``source`` as its stdin; a failure on a full disk removes
+        ``partial`` (put's temporary file is removed by its own command)."""
         exit_status, _, err = self._run_raw(
             command, max(DEFAULT_COMMAND_TIMEOUT_S, size / 1e6), source
         )
-        if exit_status != 0:
-            free = self._free_bytes(posixpath.dirname(path))
-            full = free is not None and free < _DISK_FULL_BYTES
+        if exit_status == 0:
+            self.bytes_sent += size
+            return
+        folder = posixpath.dirname(path)
+        free = self._free_bytes(folder)
+        if free is not None and free < _DISK_FULL_BYTES:
+            if partial is not None:
+                self._run_raw(f"rm -f {shell.quote(partial)}", 30.0, None)
+                free = self._free_bytes(folder)
             raise CommandError(
                 host=self.host.name,
-                message=f"cannot write {path}"
-                + (
-                    f"; the disk is full, {free / 1e6:.1f} MB free there"
-                    if full and free is not None
-                    else ""
-                ),
+                message=f"disk full on {self.host.name} writing {path}: the partial "
+                f"file was removed; {_megabytes(free)} free there now",
                 command=f"cat > {path}",
                 exit_status=exit_status,
-                output_tail=_tail(err),
-                hint="check that the folder exists and is writable and the disk is not full; "
-                "run apply again",
+                hint="free space on the host (or point `hf_home`/`prefix` at a larger "
+                "disk), then run apply again",
             )
-        self.bytes_sent += size
+        raise CommandError(
+            host=self.host.name,
+            message=f"cannot write {path}",
+            command=f"cat > {path}",
+            exit_status=exit_status,
+            output_tail=_tail(err),
+            hint="check that the folder exists and is writable and the disk is not full; "
+            "run apply again",
+        )
 
     def _free_bytes(self, folder: str) -> int | None:
         """Bytes free to us in ``folder`` on the host (POSIX df, in KiB)."""
@@ -328,21 +367,9 @@ class OpenSSHConnector(Connector):
         return out
 
 
+def _megabytes(size: int | None) -> str:
+    return "unknown space" if size is None else f"{size / 1e6:.1f} MB"
+
+
 def _tail(data: bytes, lines: int = 20) -> str:
     return "\n".join(data.decode("utf-8", "replace").rstrip().splitlines()[-lines:])
-
-
-def end_master(host: HostSpec) -> None:
-    """Close the host's master now (`ssh -O exit`), e.g. before its sshd is replaced."""
-    folder = control_dir()
-    if folder is None:
-        return
-    path = control_path(host, folder)
-    if path.exists():
-        subprocess.run(
-            ["ssh", "-o", f"ControlPath={path}", "-O", "exit", "localai-host"],
-            capture_output=True,
-            check=False,
-            timeout=10,
-            env={**os.environ},
-        )
