@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from localai_provision.connectors.base import Connector, connector_for
+from localai_provision.connectors.base import Connector, check_connector, connector_for
 from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.errors import ConnectError, HostError, RolledBack
 from localai_provision.facts.gather import gather
@@ -229,7 +229,7 @@ def check_hosts(
     hosts: Sequence[HostSpec],
     *,
     forks: int = DEFAULT_FORKS,
-    connector_factory: ConnectorFactory = connector_for,
+    connector_factory: ConnectorFactory = check_connector,
     progress: ProgressCallback | None = None,
 ) -> list[HostResult]:
     fleet = Fleet(hosts, forks=forks, connector_factory=connector_factory, progress=progress)

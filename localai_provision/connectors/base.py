@@ -100,18 +100,24 @@ class Connector(abc.ABC):
         self.close()
 
 
-def connector_for(host: HostSpec) -> Connector:
-    """The connector a host's `connection` (and `ssh_client`) setting asks for. Each is
+def connector_for(host: HostSpec, *, read_only: bool = False) -> Connector:
+    """The connector a host's `connection` (and `ssh_client`) setting asks for; ``read_only``
+    for the checks (plan, drift), which `ssh_client: auto` sends over OpenSSH. Each is
     imported only here: paramiko alone costs 0.45 s of start-up, which a run over the system
     `ssh` never pays."""
     if host.connection == "local":
         from localai_provision.connectors.local import LocalConnector
 
         return LocalConnector(host)
-    if host.ssh_client == "openssh":
+    if host.ssh_client == "openssh" or (host.ssh_client == "auto" and read_only):
         from localai_provision.connectors.openssh import OpenSSHConnector
 
         return OpenSSHConnector(host)
     from localai_provision.connectors.ssh import SSHConnector
 
     return SSHConnector(host)
+
+
+def check_connector(host: HostSpec) -> Connector:
+    """The connector of the read-only checks (plan, drift)."""
+    return connector_for(host, read_only=True)

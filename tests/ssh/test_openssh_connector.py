@@ -44,6 +44,11 @@ def sshd_counts(host: TestHost, since: int) -> tuple[int, int]:
     return text.count("Accepted publickey for "), text.count("Starting session: command")
 
 
+def site_of(lab: Lab, hosts: list[TestHost], **settings: object) -> Path:
+    """A site whose hosts use the OpenSSH connector for every command."""
+    return lab.site(hosts, ssh_client="openssh", **settings)  # type: ignore[arg-type]
+
+
 def log_size(host: TestHost) -> int:
     return host.log_path.stat().st_size
 
@@ -51,9 +56,9 @@ def log_size(host: TestHost) -> int:
 @pytest.fixture
 def connector(lab: Lab) -> OpenSSHConnector:
     host = lab.fleet.hosts[1]
-    spec = lab.spec(lab.site([host]), host)
+    spec = lab.spec(site_of(lab, [host]), host)
     made = connector_for(spec)
-    assert isinstance(made, OpenSSHConnector)  # the default client
+    assert isinstance(made, OpenSSHConnector)
     return made
 
 
@@ -167,7 +172,7 @@ def test_commands_through_the_master_start_no_ssh_process(
 def test_a_repeated_drift_reuses_the_master_and_makes_no_new_connection(lab: Lab) -> None:
     host = lab.fleet.hosts[2]
     hostprep.reset_host(host)
-    site = lab.site([host])
+    site = site_of(lab, [host])
     mark = log_size(host)
     _, first = lab.drift_json(site)
     assert sshd_counts(host, mark) == (1, 1)
@@ -183,7 +188,7 @@ def test_the_control_folder_is_private_and_the_socket_path_short(
     lab: Lab, ssh_masters: Path
 ) -> None:
     host = lab.fleet.hosts[2]
-    spec = lab.spec(lab.site([host]), host)
+    spec = lab.spec(site_of(lab, [host]), host)
     with connector_for(spec) as connector:
         assert connector.run("true").ok
     assert stat.S_IMODE(ssh_masters.stat().st_mode) == 0o700
@@ -193,7 +198,7 @@ def test_the_control_folder_is_private_and_the_socket_path_short(
 
 def test_a_persist_of_zero_keeps_no_master(lab: Lab, ssh_masters: Path) -> None:
     host = lab.fleet.hosts[2]
-    spec = lab.spec(lab.site([host], ssh_persist_s=0), host)
+    spec = lab.spec(site_of(lab, [host], ssh_persist_s=0), host)
     for _ in range(2):
         mark = log_size(host)
         with connector_for(spec) as connector:
@@ -204,7 +209,7 @@ def test_a_persist_of_zero_keeps_no_master(lab: Lab, ssh_masters: Path) -> None:
 
 def test_strict_refuses_an_unknown_key_with_the_keyscan_hint(lab: Lab) -> None:
     host = lab.fleet.hosts[3]
-    spec = lab.spec(lab.site([host], host_key_checking="strict"), host)
+    spec = lab.spec(site_of(lab, [host], host_key_checking="strict"), host)
     with pytest.raises(HostKeyError, match=r"not in .* and host_key_checking is `strict`") as e:
         connector_for(spec).run("true")
     assert "ssh-keyscan" in e.value.hint and e.value.step == "connect"
@@ -212,7 +217,7 @@ def test_strict_refuses_an_unknown_key_with_the_keyscan_hint(lab: Lab) -> None:
 
 def test_accept_new_records_the_key_and_a_changed_key_is_refused(lab: Lab) -> None:
     host = lab.fleet.hosts[3]
-    spec = lab.spec(lab.site([host], ssh_persist_s=0), host)
+    spec = lab.spec(site_of(lab, [host], ssh_persist_s=0), host)
     assert connector_for(spec).run("true").ok
     recorded = lab.known_hosts.read_text()
     assert recorded.startswith(f"[127.0.0.1]:{host.port} ssh-ed25519 ")
@@ -227,10 +232,10 @@ def test_a_wrong_key_is_refused_with_the_user_named(lab: Lab, tmp_path: Path) ->
     host = lab.fleet.hosts[3]
     other = tmp_path / "other_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(other)], check=True)
-    spec = lab.spec(lab.site([host], identity_file=str(other)), host)
+    spec = lab.spec(site_of(lab, [host], identity_file=str(other)), host)
     with pytest.raises(AuthenticationError, match=f"login of user `{host.user}` with {other}"):
         connector_for(spec).run("true")
-    missing = lab.spec(lab.site([host], identity_file=str(tmp_path / "none")), host)
+    missing = lab.spec(site_of(lab, [host], identity_file=str(tmp_path / "none")), host)
     with pytest.raises(AuthenticationError, match="does not exist on this machine"):
         connector_for(missing).open()
 
@@ -241,11 +246,11 @@ def test_a_closed_port_an_unknown_name_and_a_silent_host(lab: Lab) -> None:
     free.bind(("127.0.0.1", 0))
     port = free.getsockname()[1]
     free.close()
-    closed = lab.spec(lab.site([host], per_host={host.name: {"ssh_port": port}}), host)
+    closed = lab.spec(site_of(lab, [host], per_host={host.name: {"ssh_port": port}}), host)
     with pytest.raises(ConnectionRefused, match="nothing listens there"):
         connector_for(closed).run("true")
     unknown = lab.spec(
-        lab.site([host], per_host={host.name: {"address": "no-such-host.invalid"}}), host
+        site_of(lab, [host], per_host={host.name: {"address": "no-such-host.invalid"}}), host
     )
     with pytest.raises(NameNotResolved, match="does not resolve"):
         connector_for(unknown).run("true")
@@ -254,7 +259,8 @@ def test_a_closed_port_an_unknown_name_and_a_silent_host(lab: Lab) -> None:
     silent.listen(4)  # accepts (the kernel does), never says a word
     try:
         hung = lab.spec(
-            lab.site(
+            site_of(
+                lab,
                 [host],
                 per_host={host.name: {"ssh_port": silent.getsockname()[1]}},
                 connect_timeout_s=1,
