@@ -130,12 +130,15 @@ def render_apply(
     io.line(
         f"{count(summary['hosts'], 'host')}: {summary['ok']} unchanged, {summary['changed']} "
         f"changed, {summary['failed']} failed, {summary['skipped']} skipped"
+        + (f" ({summary['rolled_back']} rolled back)" if summary["rolled_back"] else "")
     )
     return EXIT_ERROR if failed else EXIT_OK
 
 
 def apply_summary(results: Sequence[HostResult]) -> dict[str, int]:
     summary = {"hosts": len(results), "ok": 0, "changed": 0, "failed": 0, "skipped": 0}
+    # Of the failed: hosts whose new generation failed and that serve the one before again.
+    summary["rolled_back"] = sum(1 for r in results if r.status == HostStatus.ROLLED_BACK)
     for r in results:
         if r.status == SKIPPED:
             summary["skipped"] += 1

@@ -113,7 +113,7 @@ def parse_generations(raw: Any, legacy_venv_usable: bool) -> GenerationsFacts:
     """``legacy_venv_usable``: the facts found a usable venv at PREFIX/venv. With no
     `current` link, that venv (of a version before generations) is what serves."""
     if not isinstance(raw, dict):
-        return GenerationsFacts()
+        raw = {}
     items = tuple(parse_generation(i) for i in raw.get("items") or [] if isinstance(i, dict))
     current = _link_name(raw.get("current"))
     if current is None and legacy_venv_usable:

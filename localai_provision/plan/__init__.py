@@ -125,30 +125,8 @@ def plan(
         *prerequisite_changes(spec, facts, locked),
         *python_changes(spec, facts),
     ]
-    # Without the site's Python there is no set to build (python_changes FAILs the host).
-    generation = (
-        generation_id(spec, facts, locked)
-        if facts.python.found or not facts.generations.current
-        else facts.generations.current
-    )
-    moving = generation_changes(spec, facts, generation, retry_failed=retry_failed)
-    changes += moving
-    if moving:
-        # Another package set: built beside the one that serves (or switched to, when built
-        # before), never changed in place. Its package changes are what differs from the
-        # set that serves; the new generation gets the whole set.
-        if any(c.action == Action.CREATE for c in moving):
-            changes += package_changes(spec, facts, locked, venv_rebuilt=False)
-            changes += shim_changes(spec, facts, venv_rebuilt=True)
-        else:
-            changes += shim_changes(spec, facts, venv_rebuilt=False, generation=generation)
-    else:
-        # The generation that serves, repaired in place when broken.
-        venv = venv_changes(spec, facts)
-        rebuilt = Changed.by(venv).venv
-        changes += venv
-        changes += package_changes(spec, facts, locked, venv_rebuilt=rebuilt)
-        changes += shim_changes(spec, facts, venv_rebuilt=rebuilt)
+    generation, package_set = _package_set_changes(spec, facts, locked, retry_failed)
+    changes += package_set
     changes += config_changes(spec, facts, generation)
     changes += model_changes(spec, facts)
     changes += macos_changes(spec, facts)
@@ -158,3 +136,33 @@ def plan(
     changes += service_changes(spec, facts, Changed.by(changes))
     # Last, once the host serves the generation wanted: what is beyond `generations.keep`.
     return changes + prune_changes(spec, facts, generation)
+
+
+def _package_set_changes(
+    spec: HostSpec, facts: Facts, locked: Lock | None, retry_failed: bool
+) -> tuple[str, list[Change]]:
+    """The generation the host is to serve, and the changes that get it there: another set
+    is built beside the one that serves (or switched to, when built before), never changed
+    in place; the set that serves is repaired in place when broken."""
+    # Without the site's Python there is no set to build (python_changes FAILs the host).
+    current = facts.generations.current
+    generation = current if current and not facts.python.found else None
+    generation = generation or generation_id(spec, facts, locked)
+    moving = generation_changes(spec, facts, generation, retry_failed=retry_failed)
+    if any(c.action == Action.FAIL for c in moving):
+        # Refused (a failed set, a folder not ours): the rest is planned for what serves.
+        return current or generation, [*moving, *venv_changes(spec, facts)]
+    if moving and any(c.action == Action.CREATE for c in moving):
+        # Listed: what differs from the set that serves; the new generation gets it all.
+        packages = package_changes(spec, facts, locked, venv_rebuilt=False)
+        return generation, [*moving, *packages, *shim_changes(spec, facts, venv_rebuilt=True)]
+    if moving:
+        shim = shim_changes(spec, facts, venv_rebuilt=False, generation=generation)
+        return generation, [*moving, *shim]
+    venv = venv_changes(spec, facts)
+    rebuilt = Changed.by(venv).venv
+    return generation, [
+        *venv,
+        *package_changes(spec, facts, locked, venv_rebuilt=rebuilt),
+        *shim_changes(spec, facts, venv_rebuilt=rebuilt),
+    ]

@@ -57,26 +57,39 @@ class ProcessService(ServiceManager):
 
     kind = "process"
 
-    def start(self) -> None:
+    def restart(self) -> None:
+        """Stop and start in ONE host command that ignores hang-up and broken pipes: an
+        apply cut between the two (Ctrl-C, the controller gone) must not leave the host
+        serving nothing. The stop's report is not needed here."""
+        python = self.layout.venv_python
+        stop = shell.join([python, "-I", "-S", "-c", scripts.load("stop"), *self._stop_args()])
+        launch = shell.join(
+            [python, "-I", "-S", "-c", scripts.load("launch"), json.dumps(self._paths())]
+        )
+        command = f"trap '' HUP PIPE; {stop} >/dev/null 2>&1; {launch}"
+        result = self.connector.run(command, timeout=STOP_TIMEOUT_S + 90)
+        if not result.ok:
+            shown = f"trap '' HUP PIPE; <stop.py> ...; {python} -I -S -c <launch.py> ..."
+            raise CommandError.of(self.spec.name, "service", "restart failed", shown, result)
+
+    def _paths(self) -> dict[str, object]:
         layout = self.layout
-        paths = {
+        return {
             "server_config": layout.server_config,
             "pid_file": layout.pid_file,
             "server_log": layout.server_log,
             "work_dir": layout.work_dir,
             "dirs": [layout.run_dir, layout.log_dir, layout.work_dir],
         }
-        self.run_script("service", "launch", json.dumps(paths))
+
+    def _stop_args(self) -> list[str]:
+        return [self.layout.pid_file, self.layout.prefix, str(STOP_TIMEOUT_S)]
+
+    def start(self) -> None:
+        self.run_script("service", "launch", json.dumps(self._paths()))
 
     def stop(self) -> dict[str, Any]:
-        out = self.run_script(
-            "service",
-            "stop",
-            self.layout.pid_file,
-            self.layout.prefix,
-            str(STOP_TIMEOUT_S),
-            timeout=STOP_TIMEOUT_S + 30,
-        )
+        out = self.run_script("service", "stop", *self._stop_args(), timeout=STOP_TIMEOUT_S + 30)
         try:
             result: dict[str, Any] = json.loads(out)
         except json.JSONDecodeError:

@@ -111,3 +111,59 @@ def test_the_controller_signalled_mid_step(
     faults.check(host)
     converge(lab, site)
     faults.check(host, sources={"org/big": big_model}, settled=True)
+
+
+def serving(lab: Lab, host: TestHost) -> bool:
+    import urllib.request
+
+    url = f"http://127.0.0.1:{lab.ports[host.name]}/v1/models"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return int(response.status) == 200
+    except OSError:
+        return False
+
+
+def switched(host: TestHost, old: str) -> bool:
+    """The `current` link names another generation than ``old``: the restart comes next."""
+    try:
+        return os.readlink(host.home / ".localai" / "current") != old
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("step", "sig"),
+    [("packages", signal.SIGINT), ("switch", signal.SIGINT), ("switch", signal.SIGKILL)],
+)
+def test_an_upgrade_cut_at_any_step_leaves_the_host_serving_the_old_or_the_new_generation(
+    lab: Lab, faults: Faults, step: str, sig: signal.Signals
+) -> None:
+    faults.inject(f"package upgrade cut by {sig.name} during {step}")
+    host = lab.fleet.hosts[5]
+    hostprep.reset_host(host)
+    converge(lab, lab.site([host], models=[]))
+    old = os.readlink(host.home / ".localai" / "current")
+    site = lab.site([host], models=[], packages={"mlx-omni-server": "0.5.2", "mlx-lm": "0.28.2"})
+    proc = start_apply(site)
+    try:
+        condition = (
+            (lambda: installing(host)) if step == "packages" else lambda: switched(host, old)
+        )
+        wait_for(condition, what=f"{step} to start")
+        proc.send_signal(sig)
+        proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # Whatever the host was doing when the controller went, it ends up serving: the old
+    # generation (cut before the switch) or the new one (the restart is one host command
+    # that outlives the connection).
+    wait_for(lambda: serving(lab, host), timeout=30, what="the host to serve again")
+    target = os.readlink(host.home / ".localai" / "current")
+    assert target == old or target.startswith("generations/"), target
+    result = converge(lab, site)
+    assert result[host.name]["status"] in ("ok", "changed")  # type: ignore[index]
+    assert serving(lab, host)
+    faults.check(host, settled=True)

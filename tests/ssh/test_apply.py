@@ -129,11 +129,17 @@ def test_a_version_bump_changes_one_package_and_restarts_once(lab: Lab, model_so
     code, result = lab.json("apply", bumped)
     assert code == 0, result
     changes = result[host.name]["changes"]
+    # Another set is a new generation, built beside the one that served, then one restart.
+    generation = changes[0]["resource"]
+    assert generation.startswith("generation ")
     assert [(c["resource"], c["action"]) for c in changes] == [
+        (generation, "create"),
         ("package mlx-omni-server", "update"),
+        ("shim", "create"),
+        ("server-config", "update"),
         ("service", "restart"),
     ]
-    assert changes[0]["before"] == "0.5.1" and changes[0]["after"] == "0.5.2"
+    assert changes[1]["before"] == "0.5.1" and changes[1]["after"] == "0.5.2"
     assert server_pid(host) != before
     code, _ = lab.drift_json(bumped)
     assert code == 0

@@ -272,6 +272,32 @@ def test_a_config_change_restarts_the_job_with_the_same_definition(
     assert lab.drift_json(changed)[0] == 0
 
 
+def test_a_set_whose_server_crashes_is_rolled_back_under_launchd_and_the_job_serves_again(
+    lab: Lab, mac: TestHost, model_source: Path
+) -> None:
+    """Generations under launchd: the job's plist runs PREFIX/current's Python, so the switch
+    and the rollback are a link and a kickstart -k, never a new definition."""
+    site = mac_site(lab, mac, model_source)
+    assert lab.cli("apply", str(site), "--quiet")[0] == 0
+    plist = plist_file(lab, mac).read_bytes()
+    broken = mac_site(
+        lab, mac, model_source, packages={"mlx-omni-server": "0.5.9", "mlx-lm": "0.28.2"}
+    )
+    code, result = lab.json("apply", broken)
+    assert code == 1
+    entry = result[mac.name]
+    assert entry["status"] == "rolled-back", entry
+    wait_for(lambda: job(mac, label(lab, mac)).get("pid"))
+    assert plist_file(lab, mac).read_bytes() == plist  # the same definition throughout
+    site = mac_site(lab, mac, model_source)  # the set that serves (one site file, rewritten)
+    code, status = lab.json("status", site)
+    assert (
+        status[mac.name]["running"] and status[mac.name]["packages"]["mlx-omni-server"] == "0.5.1"
+    )
+    code, drift = lab.drift_json(site)
+    assert code == 0, drift[mac.name]["differences"]
+
+
 def test_a_crash_looping_job_is_shown_with_its_exit_code_and_repaired_by_the_next_apply(
     lab: Lab, mac: TestHost, model_source: Path
 ) -> None:

@@ -52,6 +52,10 @@ _PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{0,15}$")
 _MAX_HOSTS = 999  # index is 2-3 digits; keeps names well under useradd's 32 chars
 _PORT_ATTEMPTS = 5
 _GRACE_SECONDS = 2.0
+# Waits between tries of useradd/userdel when another fleet holds the passwd lock (parallel
+# test workers and benches make and remove users at once; "cannot lock /etc/passwd" was
+# seen with four fleets on a loaded 2-core machine): 0.1 s doubling to 2 s, ~60 s in all.
+_LOCK_BACKOFF = (0.1, 0.2, 0.4, 0.8, 1.6) + (2.0,) * 28
 
 
 class SSHFleetError(RuntimeError):
@@ -327,13 +331,13 @@ class SSHFleet:
         # key logins to locked accounts; '*' means "no password, but not locked".
         cmd = ["useradd", "-m", "-d", str(host.home), "-s", "/bin/bash", "-p", "*",
                "-c", f"{GECOS_MARK} {self.runid}", host.user]  # fmt: skip
-        for _attempt in range(5):
+        for delay in _LOCK_BACKOFF:
             result = subprocess.run(cmd, capture_output=True, text=True, check=False)
             # Parallel runs contend for the passwd lock; shadow usually waits for it, but
             # can give up with "cannot lock"; only that failure is worth retrying.
             if result.returncode == 0 or "cannot lock" not in result.stderr:
                 break
-            time.sleep(0.5)
+            time.sleep(delay)
         if result.returncode != 0:
             raise SSHFleetError(f"useradd {host.user} failed: {result.stderr.strip()}")
         entry = pwd.getpwnam(host.user)
@@ -592,14 +596,14 @@ def _getpwnam(user: str) -> pwd.struct_passwd | None:
 
 def _delete_user(user: str) -> str | None:
     """userdel -r -f; returns an error text, or None once the account is gone."""
-    for _attempt in range(3):
+    for delay in _LOCK_BACKOFF:
         # Exit status 12 ("mail spool not found" etc.) is harmless: judge by the result.
         result = subprocess.run(
             ["userdel", "-r", "-f", user], capture_output=True, text=True, check=False
         )
         if _getpwnam(user) is None:
             return None
-        time.sleep(0.2)  # most likely the passwd lock held by another tool; try again
+        time.sleep(delay)  # most likely the passwd lock held by another fleet; try again
     return f"userdel {user} failed ({result.returncode}): {result.stderr.strip()}"
 
 

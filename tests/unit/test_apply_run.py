@@ -60,7 +60,7 @@ def test_a_step_that_fails_ends_the_host_under_its_lock_and_says_what_it_changed
     assert result.status == FAILED
     error = result.error
     assert error is not None
-    assert error.step == "service" and "stop failed" in error.message
+    assert error.step == "service" and "restart failed" in error.message
     assert [c.resource for c in result.changes] == ["server-config"]
     kinds = [c.kind for c in connector.calls]
     assert kinds[0] == "run" and is_gather(connector.calls[0])

@@ -34,7 +34,7 @@ from localai_provision.facts.gather import facts_command
 from localai_provision.facts.parse import parse_facts
 from localai_provision.files import read_small_regular_file
 from localai_provision.plan import plan, plan_warnings
-from localai_provision.site import HostSpec, parse_site
+from localai_provision.site import HostSpec, Site, parse_site
 from localai_provision.site.schema import load_schema, validator
 from localai_provision.site.yamlread import MAX_NODES
 from tests.support.reliability import count_example
@@ -733,17 +733,21 @@ def test_every_file_that_validates_plans_without_an_internal_error(text: str) ->
         assert exc.problems
         assert all(_within(text, p) for p in exc.problems), [p.render() for p in exc.problems]
         return
-    _plans(text)
+    _plans(site)
     for spec in site.hosts.values():
         facts_command(spec)
         json.dumps(spec.to_dict())
 
 
-def _plans(text: str) -> None:
-    site = parse_site(text, "prop.yaml")
+# The recorded Linux and macOS hosts' facts, as the facts script prints them (read once:
+# parse_facts reads the text afresh for every host).
+FACTS_TEXTS = (json.dumps(linux_doc()), json.dumps(macos_doc()))
+
+
+def _plans(site: Site) -> None:
     for spec in site.hosts.values():
-        for doc in (linux_doc(), macos_doc()):
-            facts = parse_facts(spec.name, json.dumps(doc), spec.models)
+        for text in FACTS_TEXTS:
+            facts = parse_facts(spec.name, text, spec.models)
             plan(spec, facts)
             plan_warnings(spec, facts)
 
@@ -765,7 +769,7 @@ def test_an_env_value_something_reads_as_a_number_never_breaks_plan(
     )
     text = GOOD + textwrap.indent(settings_text, "    ")
     try:
-        _plans(text)
+        _plans(parse_site(text, "prop.yaml"))
     except SiteError as exc:
         assert all(_within(text, p) for p in exc.problems)
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import operator
+import re
+import string
 import textwrap
 from pathlib import Path
 
@@ -149,9 +152,39 @@ plain_text = st.text(
     ),
     max_size=10,
 )
-names = st.from_regex(r"[a-z][a-z0-9-]{0,10}", fullmatch=True)
-versions = st.from_regex(r"(==)?[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}", fullmatch=True)
-model_part = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._]{0,10}", fullmatch=True)
+LOWER, UPPER, DIGITS = string.ascii_lowercase, string.ascii_uppercase, string.digits
+
+
+def word(first: str, rest: str, most: int) -> st.SearchStrategy[str]:
+    """The strings of the regex [FIRST][REST]{0,MOST}: the same strings st.from_regex
+    draws, at a fraction of its cost (measured 2026-12-02: from_regex drew 3/4 of this
+    file's property test's 8 s)."""
+    return st.builds(operator.add, st.sampled_from(first), st.text(rest, max_size=most))
+
+
+def digits(most: int) -> st.SearchStrategy[str]:
+    return st.text(DIGITS, min_size=1, max_size=most)
+
+
+names = word(LOWER, LOWER + DIGITS + "-", 10)
+versions = st.builds(
+    lambda eq, a, b, c: f"{eq}{a}.{b}.{c}",
+    st.sampled_from(["", "=="]),
+    digits(2),
+    digits(2),
+    digits(2),
+)
+model_part = word(LOWER + UPPER + DIGITS, LOWER + UPPER + DIGITS + "._", 10)
+env_names = word(UPPER + "_", UPPER + DIGITS + "_", 8)
+package_names = word(LOWER, LOWER + DIGITS, 10)
+# Each strategy and the regex whose strings it draws (checked below).
+DRAWN_AS = [
+    (names, r"[a-z][a-z0-9-]{0,10}"),
+    (versions, r"(==)?[0-9]{1,2}\.[0-9]{1,2}\.[0-9]{1,2}"),
+    (model_part, r"[A-Za-z0-9][A-Za-z0-9._]{0,10}"),
+    (env_names, r"[A-Z_][A-Z0-9_]{0,8}"),
+    (package_names, r"[a-z][a-z0-9]{0,10}"),
+]
 model_ids = st.builds(lambda a, b: f"{a}/{b}", model_part, model_part).filter(
     lambda m: ".." not in m
 )
@@ -188,16 +221,14 @@ settings_strategy = st.fixed_dictionaries(
                 "port": st.integers(1, 65535),
                 "workers": st.integers(1, 8),
                 "env": st.dictionaries(
-                    st.from_regex(r"[A-Z_][A-Z0-9_]{0,8}", fullmatch=True),
+                    env_names,
                     st.one_of(plain_text, st.integers(), st.booleans()),
                     max_size=3,
                 ),
                 "extra_args": st.lists(plain_text, max_size=3),
             },
         ),
-        "packages": st.dictionaries(
-            st.from_regex(r"[a-z][a-z0-9]{0,10}", fullmatch=True), versions, max_size=4
-        ),
+        "packages": st.dictionaries(package_names, versions, max_size=4),
         "models": st.lists(
             st.one_of(
                 model_ids,
@@ -227,6 +258,13 @@ def sites(draw: st.DrawFn) -> dict[str, object]:
     defaults = dict(draw(settings_strategy))
     defaults["packages"] = {**defaults.get("packages", {}), "mlx-omni-server": "0.5.1"}
     return {"version": 1, "defaults": defaults, "groups": groups, "hosts": hosts}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(DRAWN_AS).flatmap(lambda p: st.tuples(st.just(p[1]), p[0])))
+def test_the_property_draws_only_strings_of_its_regexes(case: tuple[str, str]) -> None:
+    pattern, value = case
+    assert re.fullmatch(pattern, value), (pattern, value)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
