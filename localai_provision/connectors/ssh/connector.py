@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import posixpath
 import secrets
 import socket
@@ -39,15 +38,14 @@ from localai_provision.connectors.ssh.hostkeys import (
     _StrictPolicy,
     known_hosts_path,
 )
+from localai_provision.connectors.ssh_settings import check_local_files
 from localai_provision.errors import (
-    AuthenticationError,
     CommandError,
     ConnectError,
     HostKeyError,
     UnreadableFile,
 )
 from localai_provision.files import (
-    MAX_KEY_BYTES,
     MAX_KNOWN_HOSTS_BYTES,
     check_small_regular_file,
 )
@@ -82,21 +80,8 @@ class SSHConnector(Connector):
 
     def open(self) -> None:
         host = self.host
-        if host.identity_file and not os.path.exists(host.identity_file):
-            raise AuthenticationError(
-                host=host.name,
-                step="connect",
-                message=f"identity_file {host.identity_file} does not exist on this machine",
-                hint="fix `identity_file` in the site file, or create the key with "
-                f"ssh-keygen -t ed25519 -f {host.identity_file}",
-            )
-        if host.identity_file:
-            try:  # not /dev/zero, a FIFO or a huge file: paramiko would read it whole
-                check_small_regular_file(host.identity_file, MAX_KEY_BYTES, "identity_file")
-            except UnreadableFile as exc:
-                raise AuthenticationError(
-                    host=host.name, step="connect", message=str(exc), hint=exc.hint
-                ) from None
+        # Not missing, /dev/zero, a FIFO or a huge file: paramiko would read it whole.
+        check_local_files(host)
         connect_kwargs: dict[str, Any] = {
             "timeout": host.connect_timeout_s,
             "banner_timeout": host.connect_timeout_s,
