@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from localai_provision.connectors.base import Connector, connector_for
+from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.facts.gather import gather, needs_root
 from localai_provision.facts.model import Facts
-from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, HostResult
+from localai_provision.fleet import ConnectorFactory, Fleet, HostResult
 from localai_provision.layout import service_kind
 from localai_provision.lock import lock_for
 from localai_provision.plan import CLOCK_TOLERANCE_S, FAIL, ROOT_HELPER, plan

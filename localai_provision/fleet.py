@@ -13,7 +13,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from localai_provision.connectors.base import Connector, connector_for
+from localai_provision.connectors.base import Connector, check_connector, connector_for
+from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.errors import ConnectError, HostError, RolledBack
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
@@ -21,12 +22,6 @@ from localai_provision.lock import lock_for
 from localai_provision.plan import Change, plan, plan_warnings
 from localai_provision.results import FAILURES, HostDetails, HostStatus
 from localai_provision.site.model import HostSpec
-
-# Hosts worked on at once. A host's check is mostly waiting on round trips (handshake, the
-# facts command), so a lab of up to 64 Macs is checked in one wave rather than two; each
-# live host costs the controller one socket and two threads (tests/ssh/test_fleet_bounds.py),
-# and on a 2-core loopback fleet of 100, 16 to 100 forks measured the same (bench/scale.py).
-DEFAULT_FORKS = 64
 
 # Host statuses (the names other modules import; HostStatus lists them all).
 IN_SYNC = HostStatus.IN_SYNC
@@ -194,7 +189,7 @@ class Fleet:
         with self._lock:
             opened = self._opened.pop(spec.name, [])
         if opened:
-            result.connections = len(opened)
+            result.connections = sum(c.connections_made for c in opened)
             result.commands = sum(c.commands_run for c in opened)
             result.bytes_sent = sum(c.bytes_sent for c in opened)
         if result.failed:
@@ -234,7 +229,7 @@ def check_hosts(
     hosts: Sequence[HostSpec],
     *,
     forks: int = DEFAULT_FORKS,
-    connector_factory: ConnectorFactory = connector_for,
+    connector_factory: ConnectorFactory = check_connector,
     progress: ProgressCallback | None = None,
 ) -> list[HostResult]:
     fleet = Fleet(hosts, forks=forks, connector_factory=connector_factory, progress=progress)

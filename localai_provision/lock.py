@@ -25,19 +25,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from localai_provision.constants import PLATFORMS
 from localai_provision.errors import LocalAIError
 from localai_provision.facts.model import Facts
 from localai_provision.linux import linux_additions
 from localai_provision.site.model import HostSpec, canonical_package_name, package_base_name
 
-# Our platform names -> uv's --python-platform, and the environment uv needs for it.
-# macOS 14 is the floor: current torch publishes macosx_14_0 wheels only, and uv assumes
-# macOS 13 unless told (it would then pick an old torch).
-PLATFORMS: dict[str, tuple[str, dict[str, str]]] = {
-    "macos-arm64": ("aarch64-apple-darwin", {"MACOSX_DEPLOYMENT_TARGET": "14.0"}),
-    "linux-x86_64": ("x86_64-manylinux_2_35", {}),
-    "linux-aarch64": ("aarch64-manylinux_2_35", {}),
-}
 # Installer tools that a venv carries besides the set; never part of a lock's comparison.
 TOOLS = frozenset({"pip", "setuptools", "wheel"})
 COMPILE_TIMEOUT_S = 600.0

@@ -11,12 +11,12 @@ from localai_provision.apply.context import CHANGED, FAILED, OK, ApplyOptions, H
 from localai_provision.apply.generations import can_return_to, mark_failed, swap_back
 from localai_provision.apply.hostlock import acquire_lock, release_lock
 from localai_provision.connectors.base import connector_for
+from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.errors import HostError
 from localai_provision.facts.gather import gather
 from localai_provision.facts.generations import Generation
 from localai_provision.facts.model import Facts
 from localai_provision.fleet import (
-    DEFAULT_FORKS,
     ConnectorFactory,
     Fleet,
     HostResult,

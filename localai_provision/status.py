@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from localai_provision.connectors.base import connector_for
+from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
-from localai_provision.fleet import DEFAULT_FORKS, ConnectorFactory, Fleet, HostResult
+from localai_provision.fleet import ConnectorFactory, Fleet, HostResult
 from localai_provision.lock import lock_for
 from localai_provision.plan import desired_packages, layout_for, plan, pull_warnings
 from localai_provision.results import HostStatus, PullTimer, ServerStatus, StopReport

@@ -24,6 +24,38 @@ FLEET_SIZE = 8
 CAN_SSH = os.geteuid() == 0 and Path(SSHD).exists()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def site_cache() -> Iterator[Path]:
+    """The validated-site cache of the whole run in a folder of its own, not in ~/.cache."""
+    folder = Path(tempfile.mkdtemp(prefix="localai-cache-"))
+    before = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(folder)
+    yield folder
+    if before is None:
+        os.environ.pop("XDG_CACHE_HOME", None)
+    else:
+        os.environ["XDG_CACHE_HOME"] = before
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def ssh_masters(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Each test's OpenSSH masters in a folder of its own, ended when the test ends: a
+    master kept by one test (ControlPersist) is never reused by another, whose host may
+    have a new key or sshd by then. Short (/tmp/cmXXXX): a socket path has 104 bytes."""
+    folder = Path(tempfile.mkdtemp(prefix="cm", dir="/tmp"))
+    monkeypatch.setenv("LOCALAI_SSH_CONTROL_DIR", str(folder))
+    yield folder
+    for sock in list(folder.iterdir()):
+        subprocess.run(
+            ["ssh", "-o", f"ControlPath={sock}", "-O", "exit", "localai-test"],
+            capture_output=True,
+            check=False,
+            timeout=10,
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Iterator[Path]:
     """A folder every test user can read (pytest's tmp_path is private to root)."""

@@ -30,7 +30,7 @@ VERSIONS = (
     "print(json.dumps({name: version(name) for name in sys.argv[1:]}))\n"
 )
 command = " ".join(
-    shlex.quote(word) for word in [f"{prefix}/venv/bin/python", "-I", "-c", VERSIONS, *packages]
+    shlex.quote(word) for word in [f"{prefix}/current/bin/python", "-I", "-c", VERSIONS, *packages]
 )
 output = host.get_fact(Command, command=command + " 2>&1 || echo null")
 try:

@@ -43,11 +43,11 @@ from localai_provision.apply.sources import refuse_escaping_links
 from localai_provision.apply.state import write_state
 from localai_provision.apply.verification import port_in_use, verify
 from localai_provision.connectors.base import Connector, connector_for
+from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.errors import HostError
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.fleet import (
-    DEFAULT_FORKS,
     ConnectorFactory,
     Fleet,
     HostResult,

@@ -152,15 +152,3 @@ def cmd_completion(args: argparse.Namespace, io: Output) -> int:
 
     io.out.write(script(args.shell, build_parser()))
     return EXIT_OK
-
-
-def add_completion(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
-        "completion",
-        help='print a completion script: eval "$(localai completion bash)" (or zsh)',
-    )
-    p.add_argument(
-        "shell", choices=("bash", "zsh", "names"), help="names: a site's hosts and groups"
-    )
-    p.add_argument("file", nargs="?", metavar="FILE", help="with names: the site file")
-    p.set_defaults(func=cmd_completion)

@@ -8,9 +8,6 @@ from localai_provision.cli.exits import EXIT_OK
 from localai_provision.cli.render import Output
 from localai_provision.errors import UsageError
 
-# The server's pin written into `defaults`: the version the project's examples and tests
-# use; the comment at the top of the file says to check it.
-DEFAULT_SERVER_VERSION = "0.5.1"
 MAX_INVENTORY_BYTES = 16 << 20
 
 
@@ -40,21 +37,3 @@ def cmd_import_ansible(args: argparse.Namespace, io: Output) -> int:
     for warning in imported.warnings:
         io.error(f"warning: {warning}")
     return EXIT_OK
-
-
-def add_import(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("import", help="make a site file from another tool's inventory")
-    kinds = p.add_subparsers(dest="kind", metavar="KIND", required=True)
-    a = kinds.add_parser(
-        "ansible",
-        help="an Ansible INI or YAML inventory (hosts, groups, children, connection vars)",
-    )
-    a.add_argument("inventory", metavar="INVENTORY")
-    a.add_argument(
-        "--server-version",
-        default=DEFAULT_SERVER_VERSION,
-        metavar="VERSION",
-        help=f"mlx-omni-server pin written into defaults (default {DEFAULT_SERVER_VERSION})",
-    )
-    a.add_argument("--json", action="store_true", help="print {site, warnings} as JSON")
-    a.set_defaults(func=cmd_import_ansible)

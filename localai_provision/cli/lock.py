@@ -8,9 +8,10 @@ import time
 
 from localai_provision.cli.exits import EXIT_OK
 from localai_provision.cli.render import Output, count
+from localai_provision.constants import PLATFORMS
 from localai_provision.errors import UsageError
 from localai_provision.fleet import check_hosts
-from localai_provision.lock import PLATFORMS, compile_lock, parse_lock, plan_locks, platform_of
+from localai_provision.lock import compile_lock, parse_lock, plan_locks, platform_of
 from localai_provision.site import load_site, select_hosts
 from localai_provision.site.model import HostSpec
 

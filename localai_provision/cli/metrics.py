@@ -1,14 +1,13 @@
 """`localai metrics FILE --listen ADDR:PORT | --textfile PATH`: the fleet for Prometheus.
 
-Light to import (the parser imports it at start-up): prometheus_client and the exporter are
-imported when the command runs.
+Imported when the command runs (parser_ops.py holds its grammar); prometheus_client and the
+exporter only then too.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import threading
 from collections.abc import Sequence
 
@@ -17,23 +16,6 @@ from localai_provision.cli.fleetview import HostView, fleet_views
 from localai_provision.cli.render import Output
 from localai_provision.site import load_site, select_hosts
 from localai_provision.site.model import HostSpec
-
-# A scrape gathers the fleet at most this often (seconds): Prometheus's default scrape
-# interval is 60 s and a common one 15 s; a faster scraper gets the last gather.
-DEFAULT_MIN_INTERVAL_S = 10.0
-
-_ADDR = re.compile(r"^(?:\[(?P<v6>[0-9A-Fa-f:.]+)\]|(?P<host>[^:\[\]]*)):(?P<port>\d{1,5})$")
-
-
-def listen_address(text: str) -> tuple[str, int]:
-    """ADDR:PORT for --listen: 127.0.0.1:9101, [::1]:9101, or :9101 (every interface)."""
-    match = _ADDR.match(text)
-    port = int(match["port"]) if match else -1
-    if not match or not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not ADDR:PORT (for example 127.0.0.1:9101, [::1]:9101 or :9101)"
-        )
-    return (match["v6"] or match["host"] or "0.0.0.0"), port
 
 
 def gatherer(hosts: Sequence[HostSpec], forks: int) -> list[HostView]:
@@ -81,35 +63,3 @@ def cmd_metrics(args: argparse.Namespace, io: Output) -> int:
     finally:
         stop.set()
     return EXIT_OK
-
-
-def add_metrics(p: argparse.ArgumentParser) -> None:
-    where = p.add_mutually_exclusive_group(required=True)
-    where.add_argument(
-        "--listen",
-        type=listen_address,
-        metavar="ADDR:PORT",
-        help="serve /metrics over HTTP here (127.0.0.1:9101; :9101 for every interface)",
-    )
-    where.add_argument(
-        "--textfile",
-        metavar="PATH",
-        help="write the metrics once to PATH (atomically), for node_exporter's textfile "
-        "collector, and exit",
-    )
-    p.add_argument(
-        "--min-interval",
-        type=float,
-        default=DEFAULT_MIN_INTERVAL_S,
-        metavar="SECONDS",
-        help="gather the fleet at most this often; scrapes in between get the last gather "
-        f"(default {DEFAULT_MIN_INTERVAL_S:g})",
-    )
-    p.add_argument(
-        "--exit-after",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="with --listen: stop serving after this long (default: until stopped)",
-    )
-    p.set_defaults(func=cmd_metrics)

@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
-from typing import NoReturn, TypeAlias
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NoReturn, TypeAlias
 
 from localai_provision import __version__
-from localai_provision.cli.apply import cmd_apply
-from localai_provision.cli.completion import add_completion
 from localai_provision.cli.exits import EXIT_USAGE
-from localai_provision.cli.generations import cmd_generations, cmd_rollback
-from localai_provision.cli.importcmd import add_import
-from localai_provision.cli.lock import cmd_lock, cmd_root_helper
-from localai_provision.cli.metrics import add_metrics
-from localai_provision.cli.plan import cmd_drift, cmd_plan
-from localai_provision.cli.status import cmd_doctor, cmd_status, cmd_stop
-from localai_provision.cli.validate import cmd_hosts, cmd_validate
-from localai_provision.fleet import DEFAULT_FORKS
-from localai_provision.lock import PLATFORMS
+from localai_provision.cli.parser_ops import add_ops_commands
+from localai_provision.constants import DEFAULT_FORKS, PLATFORMS
+
+if TYPE_CHECKING:
+    from localai_provision.cli.render import Output
+
+
+def _command(module: str, name: str) -> Callable[[argparse.Namespace, Output], int]:
+    """A command's function, imported when it runs: `drift` does not pay for apply's,
+    status's or lock's modules, `--help` for none (0.5 s of imports before, issue 19)."""
+
+    def run(args: argparse.Namespace, io: Output) -> int:
+        func: Callable[[argparse.Namespace, Output], int] = getattr(
+            importlib.import_module(f"localai_provision.cli.{module}"), name
+        )
+        return func(args, io)
+
+    run.__name__ = name
+    return run
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_site_commands(sub)
     _add_apply(sub)
     _add_host_commands(sub)
-    add_import(sub)
-    add_completion(sub)
+    add_ops_commands(sub, _command, _add_limit, _add_forks, _add_json)
     return parser
 
 
@@ -53,20 +62,20 @@ def _add_site_commands(sub: Subcommands) -> None:
     p = sub.add_parser("validate", help="check site files; exit 0 valid, 1 invalid")
     p.add_argument("files", nargs="+", metavar="FILE")
     _add_json(p)
-    p.set_defaults(func=cmd_validate)
+    p.set_defaults(func=_command("validate", "cmd_validate"))
 
     p = sub.add_parser("hosts", help="show each host's settings after merging")
     p.add_argument("file", metavar="FILE")
     _add_limit(p)
     _add_json(p)
-    p.set_defaults(func=cmd_hosts)
+    p.set_defaults(func=_command("validate", "cmd_hosts"))
 
     p = sub.add_parser("plan", help="show what apply would change; exit 0 none, 2 changes, 1 error")
     _add_site(p)
     _add_limit(p)
     _add_forks(p)
     _add_json(p)
-    p.set_defaults(func=cmd_plan)
+    p.set_defaults(func=_command("plan", "cmd_plan"))
 
     p = sub.add_parser(
         "drift", help="which hosts differ from the site; exit 0 in sync, 2 drift, 1 error"
@@ -76,7 +85,7 @@ def _add_site_commands(sub: Subcommands) -> None:
     _add_forks(p)
     _add_json(p)
     p.add_argument("--junit", metavar="FILE", help="also write a JUnit XML report, a case per host")
-    p.set_defaults(func=cmd_drift)
+    p.set_defaults(func=_command("plan", "cmd_drift"))
 
 
 def _add_apply(sub: Subcommands) -> None:
@@ -123,7 +132,7 @@ def _add_apply(sub: Subcommands) -> None:
         help="with --local: where to write the pull report (default "
         "PREFIX/state/pull-report.json); also written when FILE cannot be read",
     )
-    p.set_defaults(func=cmd_apply)
+    p.set_defaults(func=_command("apply", "cmd_apply"))
 
 
 def _add_host_commands(sub: Subcommands) -> None:
@@ -145,11 +154,15 @@ def _add_host_commands(sub: Subcommands) -> None:
         help="Python version to resolve for (default: the hosts'; 3.11 with --platform)",
     )
     _add_json(p)
-    p.set_defaults(func=cmd_lock)
+    p.set_defaults(func=_command("lock", "cmd_lock"))
 
     for name, help_text, func in (
-        ("status", "what runs on each host, live", cmd_status),
-        ("doctor", "what would block or degrade an apply on each host, with the fix", cmd_doctor),
+        ("status", "what runs on each host, live", _command("status", "cmd_status")),
+        (
+            "doctor",
+            "what would block or degrade an apply on each host, with the fix",
+            _command("status", "cmd_doctor"),
+        ),
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("file", metavar="FILE")
@@ -157,8 +170,7 @@ def _add_host_commands(sub: Subcommands) -> None:
         _add_forks(p)
         _add_json(p)
         p.set_defaults(func=func)
-    status = sub.choices["status"]
-    status.add_argument(
+    sub.choices["status"].add_argument(
         "--html",
         metavar="OUT.html",
         help="also write the fleet as one self-contained page (state, drift, versions, "
@@ -166,28 +178,19 @@ def _add_host_commands(sub: Subcommands) -> None:
     )
 
     p = sub.add_parser(
-        "metrics", help="the fleet as Prometheus metrics: serve them, or write a textfile once"
-    )
-    p.add_argument("file", metavar="FILE")
-    _add_limit(p)
-    _add_forks(p)
-    _add_json(p)
-    add_metrics(p)
-
-    p = sub.add_parser(
         "root-helper",
         help="print the root helper's installer for a Mac (run it there with sudo sh)",
     )
     p.add_argument("file", metavar="FILE")
     p.add_argument("--host", required=True, help="the host (its `user` is granted)")
-    p.set_defaults(func=cmd_root_helper)
+    p.set_defaults(func=_command("lock", "cmd_root_helper"))
 
     p = sub.add_parser("generations", help="each host's package-set generations")
     p.add_argument("file", metavar="FILE")
     _add_limit(p)
     _add_forks(p)
     _add_json(p)
-    p.set_defaults(func=cmd_generations)
+    p.set_defaults(func=_command("generations", "cmd_generations"))
 
     p = sub.add_parser(
         "rollback", help="switch hosts back to their previous generation (verified, prewarmed)"
@@ -203,14 +206,14 @@ def _add_host_commands(sub: Subcommands) -> None:
         metavar="SECONDS",
         help="how long to wait for an apply on the same host (default 10)",
     )
-    p.set_defaults(func=cmd_rollback)
+    p.set_defaults(func=_command("generations", "cmd_rollback"))
 
     p = sub.add_parser("stop", help="stop the server on each host; apply starts it again")
     p.add_argument("file", metavar="FILE")
     _add_limit(p)
     _add_forks(p)
     _add_json(p)
-    p.set_defaults(func=cmd_stop)
+    p.set_defaults(func=_command("status", "cmd_stop"))
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:

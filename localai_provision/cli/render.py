@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from localai_provision.fleet import HostResult
+if TYPE_CHECKING:
+    from localai_provision.fleet import HostResult
 
 # Characters a host's text may carry that act on a terminal rather than show: C0 and C1
 # controls (ESC starts the sequences that clear the screen, move the cursor, set the title;

@@ -43,6 +43,9 @@ class Connector(abc.ABC):
         self.host = host
         self.commands_run = 0  # counted for the benchmarks: round trips per host
         self.bytes_sent = 0  # file bytes this machine uploaded to the host (put, put_file)
+        # New SSH connections this connector made: 0 when it reused one kept open by an
+        # earlier run (the OpenSSH connector's master), for the benchmarks and --json cost.
+        self.connections_made = 1
 
     @abc.abstractmethod
     def open(self) -> None:
@@ -97,12 +100,24 @@ class Connector(abc.ABC):
         self.close()
 
 
-def connector_for(host: HostSpec) -> Connector:
-    """The connector a host's `connection` setting asks for."""
+def connector_for(host: HostSpec, *, read_only: bool = False) -> Connector:
+    """The connector a host's `connection` (and `ssh_client`) setting asks for; ``read_only``
+    for the checks (plan, drift), which `ssh_client: auto` sends over OpenSSH. Each is
+    imported only here: paramiko alone costs 0.45 s of start-up, which a run over the system
+    `ssh` never pays."""
     if host.connection == "local":
         from localai_provision.connectors.local import LocalConnector
 
         return LocalConnector(host)
+    if host.ssh_client == "openssh" or (host.ssh_client == "auto" and read_only):
+        from localai_provision.connectors.openssh import OpenSSHConnector
+
+        return OpenSSHConnector(host)
     from localai_provision.connectors.ssh import SSHConnector
 
     return SSHConnector(host)
+
+
+def check_connector(host: HostSpec) -> Connector:
+    """The connector of the read-only checks (plan, drift)."""
+    return connector_for(host, read_only=True)

@@ -14,9 +14,9 @@ import socket
 from typing import Any
 
 from localai_provision.errors import Problem
+from localai_provision.site.document import Document
 from localai_provision.site.merge import merge_settings
 from localai_provision.site.model import HUB_PREFIX, HostSpec, PullSettings, package_base_name
-from localai_provision.site.yamlread import Document
 from localai_provision.tinymodel import BUILTIN_MODELS, BUILTIN_PREFIX
 
 # Characters no value of a site file may hold, keys included: C0 controls (NUL, newline, tab,

@@ -1,20 +1,23 @@
 """Load a site file: read, validate against the schema, check what the schema cannot, merge.
 
 ``load_site`` either returns a Site whose every host is fully resolved, or raises one SiteError
-holding every problem found (not just the first), each with file, line and column.
+holding every problem found (not just the first), each with file, line and column. A file
+found valid before (the same text, the same tool: cache.py) is only resolved: the YAML
+reader, jsonschema and the checks are imported only when a file has to be checked.
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
+from typing import Any
 
 from localai_provision.errors import Problem, SiteError, UnreadableFile
 from localai_provision.files import read_small_regular_file
-from localai_provision.site.checks import control_characters, cross_checks
+from localai_provision.site import cache
+from localai_provision.site.document import MAX_FILE_BYTES, Document
 from localai_provision.site.model import Site
 from localai_provision.site.resolve import resolve
-from localai_provision.site.schema import problems_from_schema
-from localai_provision.site.yamlread import MAX_FILE_BYTES, read_yaml
 
 
 def read_site_text(path: Path) -> str:
@@ -39,10 +42,29 @@ def read_site_text(path: Path) -> str:
 def load_site(path: str | Path) -> Site:
     path = Path(path)
     text = read_site_text(path)
-    return parse_site(text, str(path), base_dir=path.resolve().parent)
+    base_dir = path.resolve().parent
+    key = cache.key_of(text)
+    data = cache.lookup(key)
+    if data is not None:
+        try:
+            return resolve(Document(str(path), data), base_dir)
+        except Exception:  # noqa: BLE001 - an entry that does not resolve is not trusted
+            pass  # the full check below says what is wrong, with its position
+    site, checked = _parse(text, str(path), base_dir)
+    cache.store(key, checked)
+    return site
 
 
 def parse_site(text: str, file: str, base_dir: Path | None = None) -> Site:
+    return _parse(text, file, base_dir)[0]
+
+
+def _parse(text: str, file: str, base_dir: Path | None) -> tuple[Site, Any]:
+    """The site, and its data as checked (before resolving), for the cache."""
+    from localai_provision.site.checks import control_characters, cross_checks
+    from localai_provision.site.schema import problems_from_schema
+    from localai_provision.site.yamlread import read_yaml
+
     doc, reading_problems = read_yaml(text, file)
     if doc.data is None and reading_problems:
         raise SiteError(reading_problems)  # nothing was read (syntax error, empty, too big)
@@ -71,4 +93,5 @@ def parse_site(text: str, file: str, base_dir: Path | None = None) -> Site:
     problems += cross_checks(doc)
     if problems:
         raise SiteError(problems)
-    return resolve(doc, base_dir or Path.cwd())
+    checked = copy.deepcopy(doc.data)  # resolving must not change what is cached
+    return resolve(doc, base_dir or Path.cwd()), checked

@@ -157,6 +157,13 @@ class HostSpec:
     host_key_checking: str = "accept-new"
     known_hosts_file: str = "~/.ssh/known_hosts"  # on the controller
     connect_timeout_s: float = 10.0
+    # `openssh`: the system's `ssh`, a master per host kept ssh_persist_s and reused by the
+    # next run; `paramiko`: in this process. `auto`: openssh for the read-only checks (plan,
+    # drift), paramiko for the rest: a master outlives a controller killed with SIGKILL and
+    # keeps its apply's step running on the host, holding the host's lock (paramiko's
+    # connection dies with the process). docs/BENCHMARKS.md "Drift at the floor" says why.
+    ssh_client: str = "auto"
+    ssh_persist_s: int = 60
     prefix: str = "~/.localai"
     python: str = "python3"
     hf_home: str = "~/.cache/huggingface"

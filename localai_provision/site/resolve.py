@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from localai_provision.site.document import Document
 from localai_provision.site.merge import merge_models, merge_settings
 from localai_provision.site.model import (
     HUB_PREFIX,
@@ -28,7 +29,6 @@ from localai_provision.site.model import (
     VerifySettings,
     canonical_package_name,
 )
-from localai_provision.site.yamlread import Document
 from localai_provision.tinymodel import BUILTIN_PREFIX
 
 
@@ -107,6 +107,8 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
             s.get("known_hosts_file", HostSpec.known_hosts_file), base_dir
         ),
         connect_timeout_s=float(s.get("connect_timeout_s", HostSpec.connect_timeout_s)),
+        ssh_client=s.get("ssh_client", HostSpec.ssh_client),
+        ssh_persist_s=int(s.get("ssh_persist_s", HostSpec.ssh_persist_s)),
         prefix=s.get("prefix", HostSpec.prefix),
         python=s.get("python", HostSpec.python),
         hf_home=s.get("hf_home", HostSpec.hf_home),

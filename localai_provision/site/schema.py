@@ -26,8 +26,6 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
-from pathlib import Path as FsPath
 from typing import Any
 
 import jsonschema
@@ -36,18 +34,8 @@ from jsonschema.exceptions import ValidationError
 from jsonschema.protocols import Validator
 
 from localai_provision.errors import Problem
-from localai_provision.site.yamlread import Document, Path
-
-SCHEMA_NAME = "site.schema.json"
-
-
-def schema_path() -> FsPath:
-    """Where the schema file is: inside the installed package, else the source checkout's."""
-    packaged = resources.files("localai_provision") / "schemas" / SCHEMA_NAME
-    if packaged.is_file():
-        return FsPath(str(packaged))
-    # An editable install runs from the checkout, where schemas/ sits beside the package.
-    return FsPath(__file__).resolve().parents[2] / "schemas" / SCHEMA_NAME
+from localai_provision.site.document import Document, Path
+from localai_provision.site.schema_path import SCHEMA_NAME, schema_path  # noqa: F401
 
 
 @cache

@@ -12,22 +12,19 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from localai_provision.errors import Problem
-
-Path = tuple[str | int, ...]
+from localai_provision.site.document import MAX_FILE_BYTES, Document, Mark, Path, dotted
 
 # A realistic site file has a few thousand nodes; 500 hosts about 20 000. An alias bomb
 # ("billion laughs") reuses one node exponentially often; counting visits while we walk stops
 # it after this many, long before the expansion would be built.
 MAX_NODES = 200_000
 MAX_DEPTH = 64
-MAX_FILE_BYTES = 8 * 1024 * 1024
 
 # libyaml's parser is several times faster and keeps marks; PyYAML may be built without it.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -45,42 +42,6 @@ _STANDARD_TAGS = {
 }
 
 _COLLECTION_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:merge"}
-
-
-@dataclass(frozen=True)
-class Mark:
-    line: int  # 1-based
-    column: int  # 1-based
-
-
-@dataclass
-class Document:
-    """A parsed YAML document: plain data plus the position of each path."""
-
-    file: str
-    data: Any
-    value_marks: dict[Path, Mark] = field(default_factory=dict)
-    key_marks: dict[Path, Mark] = field(default_factory=dict)
-
-    def mark_of(self, path: Path, *, key: bool = False) -> Mark:
-        """Position of the value at ``path`` (or its key), else of the nearest ancestor."""
-        marks = self.key_marks if key else self.value_marks
-        probe = tuple(path)
-        while probe:
-            if probe in marks:
-                return marks[probe]
-            if not key and probe in self.key_marks:
-                return self.key_marks[probe]
-            probe = probe[:-1]
-        return self.value_marks.get((), Mark(1, 1))
-
-    def problem(self, path: Path, message: str, *, key: bool = False) -> Problem:
-        mark = self.mark_of(path, key=key)
-        return Problem(self.file, mark.line, mark.column, message, dotted(path))
-
-
-def dotted(path: Path) -> str:
-    return ".".join(f"[{p}]" if isinstance(p, int) else str(p) for p in path).replace(".[", "[")
 
 
 class _TooBig(Exception):

@@ -94,3 +94,20 @@ def test_a_jump_host_that_does_not_answer_is_named_in_the_error(lab: Lab) -> Non
     error = hosts["mac-b"]["error"]
     assert hosts["mac-b"]["status"] == "unreachable"
     assert "through jump host 127.0.0.1:1" in error["message"], error
+
+
+def test_drift_over_openssh_reads_the_same_config_and_jump(lab: Lab) -> None:
+    """plan and drift go over the system's `ssh` (ssh_client: auto): it is given the file
+    with -F and only the site's own values, and makes the same trip through the jump."""
+    jump, target = lab.fleet.hosts[0], lab.fleet.hosts[1]
+    config = lab.tmp_path / "ssh_config"
+    text = ssh_config(lab, jump, target)
+    # The jump's own ssh (ProxyJump runs `ssh -W` with this file) checks its key too.
+    text += f"\nHost *\n  UserKnownHostsFile {lab.known_hosts}\n  StrictHostKeyChecking accept-new\n"
+    config.write_text(text)
+    path = site(lab, config, {"mac-b": {"server": {"port": lab.ports[target.name]}}})
+    before_jump = accepted(jump)
+    code, hosts = lab.json("drift", path, "--limit", "mac-b")
+    assert code == 2, hosts  # reached, and never applied: drift
+    assert hosts["mac-b"]["status"] == "drift"
+    assert accepted(jump) == before_jump + 1

@@ -9,7 +9,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from localai_provision.cli.exporter import FleetCollector, exposition
-from localai_provision.cli.metrics import listen_address
+from localai_provision.cli.parser_ops import listen_address
 from tests.support.sampleviews import SAMPLE_VIEWS
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

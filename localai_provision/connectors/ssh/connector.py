@@ -4,6 +4,7 @@ fetch files (over SFTP, or the command channel where a host has none)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import posixpath
 import secrets
@@ -38,11 +39,8 @@ from localai_provision.connectors.ssh.hostkeys import (
     _StrictPolicy,
     known_hosts_path,
 )
-from localai_provision.connectors.ssh.sshconfig import (
-    check_identity_file,
-    route_for,
-    through_jumps,
-)
+from localai_provision.connectors.ssh.sshconfig import route_for, through_jumps
+from localai_provision.connectors.ssh_settings import check_local_files
 from localai_provision.errors import (
     CommandError,
     ConnectError,
@@ -87,8 +85,10 @@ class SSHConnector(Connector):
         # The site's settings, with ssh_config's where the site gives none (sshconfig.py).
         route = route_for(self.host)
         host = route.spec
-        for key_file in route.identity_files:
-            check_identity_file(host, key_file)
+        # Not missing, /dev/zero, a FIFO or a huge file: paramiko would read it whole (the
+        # config's IdentityFile entries too).
+        for key_file in route.identity_files or (None,):
+            check_local_files(dataclasses.replace(host, identity_file=key_file))
         connect_kwargs: dict[str, Any] = {
             "timeout": host.connect_timeout_s,
             "banner_timeout": host.connect_timeout_s,

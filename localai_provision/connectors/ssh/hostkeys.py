@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import fcntl
-import os
 import threading
 from pathlib import Path
 
 import paramiko
 
-from localai_provision.site.model import HostSpec
+from localai_provision.connectors import ssh_settings as _settings
 
-
-def known_hosts_path(host: HostSpec) -> Path:
-    return Path(os.path.expanduser(host.known_hosts_file))
-
-
-def _host_entry_name(address: str, port: int) -> str:
-    """How known_hosts names a host: `addr` on port 22, `[addr]:port` otherwise."""
-    return address if port == 22 else f"[{address}]:{port}"
+# One definition for both connectors (ssh_settings.py imports neither client).
+known_hosts_path = _settings.known_hosts_path
+_host_entry_name = _settings.host_entry_name
 
 
 _parsed_known_hosts: dict[str, tuple[tuple[int, int], paramiko.HostKeys]] = {}

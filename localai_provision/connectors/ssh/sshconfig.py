@@ -20,8 +20,8 @@ from typing import Any
 import paramiko
 
 from localai_provision.connectors.ssh.errors import jump_error
-from localai_provision.errors import AuthenticationError, ConnectError, UnreadableFile
-from localai_provision.files import MAX_KEY_BYTES, check_small_regular_file
+from localai_provision.errors import ConnectError, UnreadableFile
+from localai_provision.files import check_small_regular_file
 from localai_provision.site.model import HostSpec
 
 MAX_CONFIG_BYTES = 1 << 20  # an ssh config of a large lab is some KiB
@@ -123,23 +123,6 @@ def _jumps(spec: HostSpec, config: paramiko.SSHConfig, proxyjump: str | None) ->
             )
         )
     return tuple(hops)
-
-
-def check_identity_file(host: HostSpec, key_file: str) -> None:
-    if not os.path.exists(key_file):
-        raise AuthenticationError(
-            host=host.name,
-            step="connect",
-            message=f"identity_file {key_file} does not exist on this machine",
-            hint="fix `identity_file` in the site file, or create the key with "
-            f"ssh-keygen -t ed25519 -f {key_file}",
-        )
-    try:  # not /dev/zero, a FIFO or a huge file: paramiko would read it whole
-        check_small_regular_file(key_file, MAX_KEY_BYTES, "identity_file")
-    except UnreadableFile as exc:
-        raise AuthenticationError(
-            host=host.name, step="connect", message=str(exc), hint=exc.hint
-        ) from None
 
 
 def through_jumps(
