@@ -103,7 +103,8 @@ def test_drift_over_openssh_reads_the_same_config_and_jump(lab: Lab) -> None:
     config = lab.tmp_path / "ssh_config"
     text = ssh_config(lab, jump, target)
     # The jump's own ssh (ProxyJump runs `ssh -W` with this file) checks its key too.
-    text += f"\nHost *\n  UserKnownHostsFile {lab.known_hosts}\n  StrictHostKeyChecking accept-new\n"
+    text += f"\nHost *\n  UserKnownHostsFile {lab.known_hosts}\n"
+    text += "  StrictHostKeyChecking accept-new\n"
     config.write_text(text)
     path = site(lab, config, {"mac-b": {"server": {"port": lab.ports[target.name]}}})
     before_jump = accepted(jump)
