@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import re
 
-from localai_provision.connectors.ssh_settings import host_entry_name, known_hosts_path
-from localai_provision.errors import (
-    AuthenticationError,
-    ConnectError,
-    ConnectionRefused,
-    ConnectTimeout,
-    HostKeyError,
-    NameNotResolved,
-)
+from localai_provision.connectors import connect_errors as errors
+from localai_provision.errors import ConnectError
 from localai_provision.site.model import HostSpec
 
 # OpenSSH 9.x wording (sshconnect.c, sshconnect2.c, ssh.c); checked against the real client
@@ -39,75 +32,23 @@ def _last_line(stderr: str) -> str:
 
 
 def translate(host: HostSpec, stderr: str) -> ConnectError:
-    """The error for a connection `ssh` could not make (its exit status 255)."""
-    where = f"{host.address}:{host.ssh_port}"
-    entry = host_entry_name(host.address, host.ssh_port)
-    path = known_hosts_path(host)
+    """The error for a connection `ssh` could not make (its exit status 255), in the same
+    words as the paramiko connector's (connect_errors.py)."""
     if _CHANGED.search(stderr):
-        lines = _OFFENDING.findall(stderr)
-        at = f" (line {', '.join(lines)})" if lines else ""
         new = _NEW_FINGERPRINT.search(stderr)
         offered = f"{new.group(1).lower()} {new.group(2)}" if new else "another key"
-        return HostKeyError(
-            host=host.name,
-            step="connect",
-            message=f"the host key of {entry} CHANGED: {path}{at} has another key, the host "
-            f"now offers {offered}. Refused: this could be another machine pretending to be "
-            "this host",
-            hint=f"if the host was reinstalled, remove the old key with "
-            f"ssh-keygen -R '{entry}' -f {path} and connect again",
-        )
+        return errors.changed_host_key(host, _OFFENDING.findall(stderr), "another key", offered)
     if _UNKNOWN.search(stderr):
-        return HostKeyError(
-            host=host.name,
-            step="connect",
-            message=f"the host key of {entry} is not in {path} and host_key_checking is `strict`",
-            hint=f"check the fingerprint on the host, then add it: ssh-keyscan -p "
-            f"{host.ssh_port} {host.address} >> {path} (or use `accept-new`)",
-        )
+        return errors.unknown_host_key(host)
     if _AUTH.search(stderr):
-        key = host.identity_file or "the keys in ~/.ssh and the SSH agent"
-        return AuthenticationError(
-            host=host.name,
-            step="connect",
-            message=f"{where} refused the login of user `{host.user}` with {key}",
-            hint=f"add the public key to ~{host.user}/.ssh/authorized_keys on the host "
-            f"(ssh-copy-id -p {host.ssh_port} {host.user}@{host.address}), or fix "
-            "`user`/`identity_file` in the site file",
-        )
+        return errors.login_refused(host)
     name = _NAME.search(stderr)
     if name:
-        return NameNotResolved(
-            host=host.name,
-            step="connect",
-            message=f"the name {host.address} does not resolve: {name.group(1).strip()}",
-            hint="check `address` in the site file, or use the host's IP address",
-        )
+        return errors.name_not_resolved(host, name.group(1).strip())
     if _REFUSED.search(stderr):
-        return ConnectionRefused(
-            host=host.name,
-            step="connect",
-            message=f"connection to {where} refused: nothing listens there",
-            hint="check that Remote Login (sshd) is on and that `ssh_port` is right",
-        )
+        return errors.connection_refused(host)
     if _TIMEOUT.search(stderr):
-        return ConnectTimeout(
-            host=host.name,
-            step="connect",
-            message=f"no answer from {where} within {host.connect_timeout_s:g} s",
-            hint="check that the host is on and reachable; raise `connect_timeout_s` "
-            "for a slow network",
-        )
+        return errors.no_answer(host)
     if _HANDSHAKE.search(stderr):
-        return ConnectError(
-            host=host.name,
-            step="connect",
-            message=f"SSH handshake with {where} failed: {_last_line(stderr)}",
-            hint="check that an SSH server (not another program) listens on that port",
-        )
-    return ConnectError(
-        host=host.name,
-        step="connect",
-        message=f"cannot connect to {where}: {_last_line(stderr)}",
-        hint="check that the host is on, reachable, and `address`/`ssh_port` are right",
-    )
+        return errors.handshake_failed(host, _last_line(stderr))
+    return errors.cannot_connect(host, _last_line(stderr))
