@@ -7,9 +7,11 @@ this machine directly, or a test host; tests pass a connector in rather than pat
 from __future__ import annotations
 
 import abc
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 from localai_provision.site.model import HostSpec
 
@@ -121,3 +123,31 @@ def connector_for(host: HostSpec, *, read_only: bool = False) -> Connector:
 def check_connector(host: HostSpec) -> Connector:
     """The connector of the read-only checks (plan, drift)."""
     return connector_for(host, read_only=True)
+
+
+class RemoteShellConnector(Connector):
+    """A connector whose commands come back as bytes (the SSH connectors): ``run`` decodes
+    them and times the command, once for both clients."""
+
+    def run(
+        self,
+        command: str,
+        *,
+        timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
+        stdin: bytes | None = None,
+    ) -> CommandResult:
+        start = time.perf_counter()
+        exit_status, out, err = self._run_raw(command, timeout, stdin)
+        return CommandResult(
+            command=command,
+            exit_status=exit_status,
+            stdout=out.decode("utf-8", "replace"),
+            stderr=err.decode("utf-8", "replace"),
+            duration_s=time.perf_counter() - start,
+        )
+
+    @abc.abstractmethod
+    def _run_raw(
+        self, command: str, timeout: float, stdin: bytes | BinaryIO | None
+    ) -> tuple[int, bytes, bytes]:
+        """Run ``command``: its exit status, stdout and stderr as bytes."""

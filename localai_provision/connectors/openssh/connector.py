@@ -15,7 +15,10 @@ from pathlib import Path
 from typing import BinaryIO
 
 from localai_provision import shell
-from localai_provision.connectors.base import DEFAULT_COMMAND_TIMEOUT_S, CommandResult, Connector
+from localai_provision.connectors.base import (
+    DEFAULT_COMMAND_TIMEOUT_S,
+    RemoteShellConnector,
+)
 from localai_provision.connectors.openssh.control import control_dir, control_path, ssh_argv
 from localai_provision.connectors.openssh.errors import translate
 from localai_provision.connectors.openssh.mux import (
@@ -40,7 +43,7 @@ _LOST = re.compile(
 _DISK_FULL_BYTES = 1 << 20  # less than this free after a failed upload: the disk is full
 
 
-class OpenSSHConnector(Connector):
+class OpenSSHConnector(RemoteShellConnector):
     def __init__(self, host: HostSpec) -> None:
         super().__init__(host)
         folder = control_dir() if host.ssh_persist_s > 0 else None
@@ -121,23 +124,6 @@ class OpenSSHConnector(Connector):
             )
 
     # --- commands -------------------------------------------------------------------------
-
-    def run(
-        self,
-        command: str,
-        *,
-        timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
-        stdin: bytes | None = None,
-    ) -> CommandResult:
-        start = time.perf_counter()
-        exit_status, out, err = self._run_raw(command, timeout, stdin)
-        return CommandResult(
-            command=command,
-            exit_status=exit_status,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            duration_s=time.perf_counter() - start,
-        )
 
     def _run_raw(
         self, command: str, timeout: float, stdin: bytes | BinaryIO | None

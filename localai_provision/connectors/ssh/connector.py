@@ -19,8 +19,7 @@ import paramiko
 from localai_provision import shell
 from localai_provision.connectors.base import (
     DEFAULT_COMMAND_TIMEOUT_S,
-    CommandResult,
-    Connector,
+    RemoteShellConnector,
 )
 from localai_provision.connectors.ssh.channel import (
     _DISK_FULL_BYTES,
@@ -66,7 +65,7 @@ def _transport(sock: Any, **kwargs: Any) -> paramiko.Transport:
     return transport
 
 
-class SSHConnector(Connector):
+class SSHConnector(RemoteShellConnector):
     def __init__(self, host: HostSpec) -> None:
         super().__init__(host)
         self._client: paramiko.SSHClient | None = None
@@ -229,23 +228,6 @@ class SSHConnector(Connector):
             self._sftp_off = True
             return False
         return True
-
-    def run(
-        self,
-        command: str,
-        *,
-        timeout: float = DEFAULT_COMMAND_TIMEOUT_S,
-        stdin: bytes | None = None,
-    ) -> CommandResult:
-        start = time.perf_counter()
-        exit_status, out, err = self._run_raw(command, timeout, stdin)
-        return CommandResult(
-            command=command,
-            exit_status=exit_status,
-            stdout=out.decode("utf-8", "replace"),
-            stderr=err.decode("utf-8", "replace"),
-            duration_s=time.perf_counter() - start,
-        )
 
     def _run_raw(
         self, command: str, timeout: float, stdin: bytes | BinaryIO | None
