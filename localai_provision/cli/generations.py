@@ -7,7 +7,7 @@ import argparse
 from collections.abc import Sequence
 
 from localai_provision.cli.exits import EXIT_ERROR, EXIT_OK
-from localai_provision.cli.render import Output, print_warnings, table
+from localai_provision.cli.render import Output, print_errors, print_warnings, table
 from localai_provision.cli.status import details_json
 from localai_provision.fleet import HostResult
 from localai_provision.results import GenerationsReport
@@ -34,10 +34,7 @@ def generation_rows(r: HostResult) -> list[tuple[str, ...]]:
 def _print(io: Output, results: Sequence[HostResult]) -> None:
     table(io, [HEADER, *(row for r in results for row in generation_rows(r))])
     print_warnings(io, results)
-    for r in results:
-        if r.error:
-            io.line()
-            io.line(str(r.error))
+    print_errors(io, results)
 
 
 def cmd_generations(args: argparse.Namespace, io: Output) -> int:

@@ -101,6 +101,14 @@ def print_warnings(io: Output, results: Sequence[HostResult]) -> None:
         io.line(line)
 
 
+def print_errors(io: Output, results: Sequence[HostResult]) -> None:
+    """Each host's error in full (host, step, command, output tail, hint), after the table."""
+    for r in results:
+        if r.error:
+            io.line()
+            io.line(str(r.error))
+
+
 def short_list(names: list[str], most: int = 5) -> str:
     shown = ", ".join(names[:most])
     return shown + (", ..." if len(names) > most else "")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from localai_provision.cli.exits import EXIT_ERROR, EXIT_OK
 from localai_provision.cli.hostjson import host_json
-from localai_provision.cli.render import Output, duration, print_warnings, table
+from localai_provision.cli.render import Output, duration, print_errors, print_warnings, table
 from localai_provision.fleet import HostResult
 from localai_provision.results import DoctorReport, HostStatus, ServerStatus, StopReport
 from localai_provision.site import load_site, select_hosts
@@ -72,10 +72,7 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
         return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
     table(io, [STATUS_HEADER, *(status_row(r) for r in results)])
     print_warnings(io, results)
-    for r in results:
-        if r.error:
-            io.line()
-            io.line(str(r.error))
+    print_errors(io, results)
     return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
 
 
