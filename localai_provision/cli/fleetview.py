@@ -5,13 +5,16 @@ flattened into the few things a dashboard draws. No output here: html and metric
 
 from __future__ import annotations
 
-import datetime as dt
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
 from localai_provision.facts.model import PullReport
+
+# A host's ISO 8601 time (state.json's applied_at) as seconds; None if unreadable: the
+# parser the pull report's times already go through.
+from localai_provision.facts.parse import parse_iso_time as epoch
 from localai_provision.fleet import HostResult
 from localai_provision.results import HostStatus, ServerStatus
 from localai_provision.site.model import HostSpec
@@ -54,20 +57,6 @@ class HostView:
     @property
     def last_apply_epoch(self) -> float | None:
         return epoch(self.last_apply)
-
-
-def epoch(iso: str | None) -> float | None:
-    """An ISO 8601 time from a host (state.json's applied_at) as seconds; None if unreadable:
-    a host's file is not trusted to be well formed."""
-    if not iso:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(iso.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=dt.UTC)
-    return when.timestamp()
 
 
 def host_view(spec: HostSpec | None, result: HostResult) -> HostView:
