@@ -13,6 +13,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import BinaryIO
 
+from localai_provision import shell
 from localai_provision.site.model import HostSpec
 
 # How long one command may run before the host is reported as hanging. Installing the real
@@ -145,6 +146,17 @@ class RemoteShellConnector(Connector):
             stderr=err.decode("utf-8", "replace"),
             duration_s=time.perf_counter() - start,
         )
+
+    def _free_bytes(self, folder: str) -> int | None:
+        """Bytes free to us in ``folder`` on the host (POSIX df, in KiB)."""
+        # Imported here: base.py is imported by every command, errors' tree by few.
+        from localai_provision.errors import CommandError, ConnectError
+
+        try:
+            result = self.run(f"df -Pk {shell.quote(folder)}", timeout=30)
+            return int(result.stdout.splitlines()[-1].split()[3]) * 1024
+        except (CommandError, ConnectError, IndexError, ValueError):
+            return None
 
     @abc.abstractmethod
     def _run_raw(

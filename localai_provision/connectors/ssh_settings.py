@@ -19,6 +19,15 @@ def host_entry_name(address: str, port: int) -> str:
     return address if port == 22 else f"[{address}]:{port}"
 
 
+def unreadable_known_hosts(host: HostSpec, path: object, exc: object) -> HostKeyError:
+    return HostKeyError(
+        host=host.name,
+        step="connect",
+        message=f"cannot read known_hosts file {path}: {exc}",
+        hint="fix or move that file",
+    )
+
+
 def check_local_files(host: HostSpec) -> None:
     """The site's identity_file and known_hosts_file, checked before any connection: missing,
     /dev/zero, a FIFO or a huge file is an error that names the setting (an SSH client would
@@ -43,12 +52,7 @@ def check_local_files(host: HostSpec) -> None:
         try:
             check_small_regular_file(path, MAX_KNOWN_HOSTS_BYTES, "known_hosts_file")
         except (OSError, UnreadableFile) as exc:
-            raise HostKeyError(
-                host=host.name,
-                step="connect",
-                message=f"cannot read known_hosts file {path}: {exc}",
-                hint="fix or move that file",
-            ) from None
+            raise unreadable_known_hosts(host, path, exc) from None
 
 
 def host_key_checking_warning(host: HostSpec) -> str | None:

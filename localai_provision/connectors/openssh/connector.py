@@ -337,14 +337,6 @@ class OpenSSHConnector(RemoteShellConnector):
             "run apply again",
         )
 
-    def _free_bytes(self, folder: str) -> int | None:
-        """Bytes free to us in ``folder`` on the host (POSIX df, in KiB)."""
-        try:
-            result = self.run(f"df -Pk {shell.quote(folder)}", timeout=30)
-            return int(result.stdout.splitlines()[-1].split()[3]) * 1024
-        except (CommandError, ConnectError, IndexError, ValueError):
-            return None
-
     def get(self, path: str) -> bytes:
         exit_status, out, err = self._run_raw(f"cat {shell.quote(path)}", 600.0, None)
         if exit_status != 0:

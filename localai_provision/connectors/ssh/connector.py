@@ -39,11 +39,10 @@ from localai_provision.connectors.ssh.hostkeys import (
     known_hosts_path,
 )
 from localai_provision.connectors.ssh.sshconfig import route_for, through_jumps
-from localai_provision.connectors.ssh_settings import check_local_files
+from localai_provision.connectors.ssh_settings import check_local_files, unreadable_known_hosts
 from localai_provision.errors import (
     CommandError,
     ConnectError,
-    HostKeyError,
     UnreadableFile,
 )
 from localai_provision.files import (
@@ -144,12 +143,7 @@ class SSHConnector(RemoteShellConnector):
                 for keytype, key in _known_keys(path, entry):
                     client.get_host_keys().add(entry, keytype, key)
             except (OSError, paramiko.SSHException, UnreadableFile) as exc:
-                raise HostKeyError(
-                    host=host.name,
-                    step="connect",
-                    message=f"cannot read known_hosts file {path}: {exc}",
-                    hint="fix or move that file",
-                ) from None
+                raise unreadable_known_hosts(host, path, exc) from None
         policy: paramiko.MissingHostKeyPolicy = (
             _StrictPolicy(path) if host.host_key_checking == "strict" else _AcceptNewPolicy(path)
         )
@@ -439,14 +433,6 @@ class SSHConnector(RemoteShellConnector):
     def _transport_alive(self) -> bool:
         transport = self._client.get_transport() if self._client is not None else None
         return bool(transport is not None and transport.is_active())
-
-    def _free_bytes(self, folder: str) -> int | None:
-        """Bytes free to us in ``folder`` on the host (POSIX df, in KiB)."""
-        try:
-            result = self.run(f"df -Pk {shell.quote(folder)}", timeout=30)
-            return int(result.stdout.splitlines()[-1].split()[3]) * 1024
-        except (CommandError, ConnectError, IndexError, ValueError):
-            return None
 
     def get(self, path: str) -> bytes:
         if not self._has_sftp():
