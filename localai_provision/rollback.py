@@ -10,18 +10,17 @@ from collections.abc import Callable, Sequence
 from localai_provision.apply.context import CHANGED, FAILED, OK, ApplyOptions, HostContext, StepLog
 from localai_provision.apply.generations import can_return_to, mark_failed, swap_back
 from localai_provision.apply.hostlock import acquire_lock, release_lock
+from localai_provision.apply.run import gathered
 from localai_provision.connectors.base import connector_for
 from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.errors import HostError
 from localai_provision.facts.gather import gather
 from localai_provision.facts.generations import Generation
-from localai_provision.facts.model import Facts
 from localai_provision.fleet import (
     ConnectorFactory,
     Fleet,
     HostResult,
 )
-from localai_provision.lock import Lock, lock_for
 from localai_provision.results import GenerationRow, GenerationsReport
 from localai_provision.site.model import HostSpec
 
@@ -56,12 +55,7 @@ def report(host: HostContext, rolled_back_from: str | None = None) -> Generation
 
 
 def _context(fleet: Fleet, spec: HostSpec) -> HostContext:
-    connector = fleet.open(spec)
-    facts: Facts = gather(connector, spec)
-    lock = lock_for(spec, facts)
-    return HostContext.of(
-        connector, spec, facts, StepLog(), lock if isinstance(lock, Lock) else None
-    )
+    return gathered(fleet.open(spec), spec, StepLog())[0]
 
 
 def generations_job(fleet: Fleet, spec: HostSpec) -> HostResult:

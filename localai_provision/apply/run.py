@@ -352,6 +352,17 @@ def _rolls_back(host: HostContext, changes: list[Change], failed: HostError) -> 
     return moved and gens.current is not None and can_return_to(gens.serving)
 
 
+def gathered(
+    connector: Connector, spec: HostSpec, log: StepLog
+) -> tuple[HostContext, Lock | LockError | None]:
+    """The host as its facts (one command) describe it, with its locked set (or the error
+    met reading it, which plan reports)."""
+    facts = gather(connector, spec)
+    lock = lock_for(spec, facts)
+    locked = lock if isinstance(lock, Lock) else None
+    return HostContext.of(connector, spec, facts, log, lock=locked), lock
+
+
 def apply_job_factory(
     options: ApplyOptions, distributor: Distributor | None = None
 ) -> Callable[[Fleet, HostSpec], HostResult]:
@@ -363,10 +374,7 @@ def apply_job_factory(
         log = StepLog()
         try:
             fleet.progress(spec.name, "gathering facts")
-            facts = gather(connector, spec)
-            lock = lock_for(spec, facts)
-            locked = lock if isinstance(lock, Lock) else None
-            host = HostContext.of(connector, spec, facts, log, lock=locked)
+            host, lock = gathered(connector, spec, log)
             warnings = list(getattr(connector, "warnings", [])) + plan_warnings(spec, host.facts)
             changes = plan(spec, host.facts, lock, retry_failed=options.retry_failed)
             if not changes:

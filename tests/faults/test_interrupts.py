@@ -113,17 +113,6 @@ def test_the_controller_signalled_mid_step(
     faults.check(host, sources={"org/big": big_model}, settled=True)
 
 
-def serving(lab: Lab, host: TestHost) -> bool:
-    import urllib.request
-
-    url = f"http://127.0.0.1:{lab.ports[host.name]}/v1/models"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return int(response.status) == 200
-    except OSError:
-        return False
-
-
 def switched(host: TestHost, old: str) -> bool:
     """The `current` link names another generation than ``old``: the restart comes next."""
     try:
@@ -160,10 +149,10 @@ def test_an_upgrade_cut_at_any_step_leaves_the_host_serving_the_old_or_the_new_g
     # Whatever the host was doing when the controller went, it ends up serving: the old
     # generation (cut before the switch) or the new one (the restart is one host command
     # that outlives the connection).
-    wait_for(lambda: serving(lab, host), timeout=30, what="the host to serve again")
+    wait_for(lambda: lab.serves(host, timeout=2), timeout=30, what="the host to serve again")
     target = os.readlink(host.home / ".localai" / "current")
     assert target == old or target.startswith("generations/"), target
     result = converge(lab, site)
     assert result[host.name]["status"] in ("ok", "changed")  # type: ignore[index]
-    assert serving(lab, host)
+    assert lab.serves(host, timeout=2)
     faults.check(host, settled=True)

@@ -5,7 +5,6 @@ does not start, not retried, rolled back from by hand, and pruned to `generation
 from __future__ import annotations
 
 import json
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,6 @@ pytestmark = [
 
 GOOD = {**PACKAGES, "mlx-omni-server": "0.5.2"}
 BROKEN = {**PACKAGES, "mlx-omni-server": "0.5.9"}  # its server exits 3 as it starts
-
-
-def serves(lab: Lab, host: TestHost) -> bool:
-    url = f"http://127.0.0.1:{lab.ports[host.name]}/v1/models"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return int(response.status) == 200
-    except OSError:
-        return False
 
 
 def server_pid(host: TestHost) -> int:
@@ -77,7 +67,7 @@ def test_a_set_whose_server_crashes_is_rolled_back_on_every_host_and_not_retried
         error = entry["error"]
         assert "rolled back to generation" in error["message"]
         assert "standin: failing at start" in error["output_tail"]  # the new one's log tail
-        assert serves(lab, host)  # the old set serves again
+        assert lab.serves(host)  # the old set serves again
     listed = generations(lab, site)
     for host in hosts:
         rows = listed[host.name]["generations"]
@@ -96,7 +86,7 @@ def test_a_set_whose_server_crashes_is_rolled_back_on_every_host_and_not_retried
         entry = result[host.name]
         assert entry["status"] == "failed"
         assert "not tried again" in entry["error"]["message"], entry
-        assert server_pid(host) == pids[host.name] and serves(lab, host)
+        assert server_pid(host) == pids[host.name] and lab.serves(host)
 
 
 def test_serial_with_max_fail_0_stops_after_the_canary_and_the_rest_keep_serving(lab: Lab) -> None:
@@ -107,7 +97,7 @@ def test_serial_with_max_fail_0_stops_after_the_canary_and_the_rest_keep_serving
     assert code == 1
     statuses = [result[h.name]["status"] for h in hosts]
     assert statuses == ["rolled-back", "skipped", "skipped"], result
-    assert all(serves(lab, h) for h in hosts)
+    assert all(lab.serves(h) for h in hosts)
 
 
 def test_a_good_upgrade_keeps_the_old_one_rollback_returns_and_old_ones_are_pruned(
@@ -127,7 +117,7 @@ def test_a_good_upgrade_keeps_the_old_one_rollback_returns_and_old_ones_are_prun
     pid = server_pid(host)
     code, result = lab.json("apply", site)
     assert code == 0, result
-    assert server_pid(host) != pid and serves(lab, host)
+    assert server_pid(host) != pid and lab.serves(host)
     listed = generations(lab, site)[host.name]
     second = current(listed)["generation"]
     assert second != first
@@ -143,7 +133,7 @@ def test_a_good_upgrade_keeps_the_old_one_rollback_returns_and_old_ones_are_prun
     assert f"rolled back from {second} to {first}" in out
     code, status = lab.json("status", site)
     assert status[host.name]["generation"] == first
-    assert status[host.name]["packages"]["mlx-omni-server"] == "0.5.1" and serves(lab, host)
+    assert status[host.name]["packages"]["mlx-omni-server"] == "0.5.1" and lab.serves(host)
     code, result = lab.json("apply", site)
     assert code == 1 and "not tried again" in result[host.name]["error"]["message"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +108,15 @@ class Lab:
         code, out, err = self.cli(command, str(site), "--json", *extra)
         assert out, err
         return code, {h["name"]: h for h in json.loads(out)["hosts"]}
+
+    def serves(self, host: TestHost, timeout: float = 5.0) -> bool:
+        """Does the host's server answer GET /v1/models with 200?"""
+        url = f"http://127.0.0.1:{self.ports[host.name]}/v1/models"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return int(response.status) == 200
+        except OSError:
+            return False
 
     def drift_json(self, site: Path, *extra: str) -> tuple[int, Hosts]:
         return self.json("drift", site, *extra)
