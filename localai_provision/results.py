@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
+from localai_provision.benchresults import BenchReport
 from localai_provision.facts.model import PullReport
 
 
@@ -31,6 +32,8 @@ class HostStatus(StrEnum):
     # doctor
     READY = "ready"
     BLOCKED = "blocked"
+    # bench
+    MEASURED = "measured"
     # any command
     UNREACHABLE = "unreachable"
     ERROR = "error"
@@ -240,4 +243,6 @@ class GenerationsReport:
         return data
 
 
-HostDetails = ServerStatus | StopReport | DoctorReport | ApplyReport | GenerationsReport
+HostDetails = (
+    ServerStatus | StopReport | DoctorReport | ApplyReport | GenerationsReport | BenchReport
+)

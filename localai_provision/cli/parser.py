@@ -208,12 +208,32 @@ def _add_host_commands(sub: Subcommands) -> None:
     )
     p.set_defaults(func=_command("generations", "cmd_rollback"))
 
+    _add_bench(sub)
+
     p = sub.add_parser("stop", help="stop the server on each host; apply starts it again")
     p.add_argument("file", metavar="FILE")
     _add_limit(p)
     _add_forks(p)
     _add_json(p)
     p.set_defaults(func=_command("status", "cmd_stop"))
+
+
+def _add_bench(sub: Subcommands) -> None:
+    p = sub.add_parser(
+        "bench",
+        help="each host's prompt and generation tokens/s, first-token latency and memory, "
+        "through its server's API; exit 0 all measured, 1 a host failed",
+    )
+    p.add_argument("file", metavar="FILE")
+    _add_limit(p)
+    _add_forks(p)
+    p.add_argument(
+        "--model",
+        metavar="ID",
+        help="the model to measure (default: the host's first prewarmed model, else its first)",
+    )
+    _add_json(p)
+    p.set_defaults(func=_command("bench", "cmd_bench"))
 
 
 def _add_json(p: argparse.ArgumentParser) -> None:

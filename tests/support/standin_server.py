@@ -5,6 +5,21 @@ models of the Hugging Face cache (HF_HOME/hub) on /v1/models and /anthropic/v1/m
 once at the first request as the real server does, and answers chat completions and Anthropic
 messages for listed models with a fixed reply. The real server is covered by the e2e tests.
 Standard library only: it runs in a venv with nothing else installed.
+
+Streamed chat completions (`stream: true`, what `localai bench` measures) follow
+mlx-omni-server 0.5.1 as read from its wheel (chat/openai/router.py, openai_adapter.py
+generate_stream, chat/mlx/chat_generator.py, chat/mlx/prompt_cache.py) and mlx-lm 0.28.2's
+stream_generate: an HTTP/1.1 chunked `text/event-stream` of `data: {chunk}` events, one per
+token, each chunk's delta `{"role": "assistant", "content": TEXT}` with finish_reason "stop"
+(the adapter writes `chunk.finish_reason or "stop"`), then `data: [DONE]`. With max_tokens N
+only N-1 token chunks come (the server drops the chunk that carries mlx-lm's finish_reason,
+and with it the last token), and `usage` only with stream_options.include_usage, in a last
+chunk whose delta has no content: prompt_tokens counts the whole prompt, cached ones
+included, `prompt_tokens_details.cached_tokens` appears only when some were cached (the
+per-model prompt cache reuses the longest common token prefix, at most all but one token).
+Tokens here are the prompt's words plus a chat template's 5; each processed prompt token
+costs STANDIN_PROMPT_DELAY_S and each generated one STANDIN_TOKEN_DELAY_S, so that tokens/s
+is finite.
 """
 
 from __future__ import annotations
@@ -19,6 +34,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 STANDIN_BANNER = "localai STAND-IN mlx-omni-server"
 _models: list[str] | None = None
 _served = 0
+_prompt_cache: dict[str, list[str]] = {}  # model -> the tokens its cache holds
+TEMPLATE_TOKENS = 5  # what a chat template adds around one user message
+DEFAULT_MAX_TOKENS = 4096  # chat/mlx/chat_generator.py
 
 
 def scan_models() -> list[str]:
@@ -109,7 +127,9 @@ class Handler(BaseHTTPRequestHandler):
         if model not in models():
             self._send(404, {"detail": f"model {model} not found"})
             return
-        if path in ("/v1/chat/completions", "/chat/completions"):
+        if path in ("/v1/chat/completions", "/chat/completions") and request.get("stream"):
+            self._stream(model, request)
+        elif path in ("/v1/chat/completions", "/chat/completions"):
             self._send(
                 200,
                 {
@@ -142,6 +162,78 @@ class Handler(BaseHTTPRequestHandler):
             )
         else:
             self._send(404, {"detail": "Not Found"})
+
+    def _stream(self, model: str, request: dict[str, object]) -> None:
+        """A streamed chat completion as mlx-omni-server 0.5.1 sends it (module docstring)."""
+        prompt = ["<tpl>"] * TEMPLATE_TOKENS
+        for message in request.get("messages") or []:  # type: ignore[attr-defined]
+            prompt += str(message.get("content", "")).split()
+        cached = _cached_prefix(model, prompt)
+        limit = request.get("max_completion_tokens") or request.get("max_tokens")
+        max_tokens = int(limit) if isinstance(limit, int) else DEFAULT_MAX_TOKENS
+        self.protocol_version = "HTTP/1.1"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "keep-alive")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        chat_id = f"chatcmpl-{os.urandom(5).hex()}"
+        per_prompt_token = float(os.environ.get("STANDIN_PROMPT_DELAY_S", "0.0002"))
+        time.sleep(per_prompt_token * (len(prompt) - cached))
+        delay = float(os.environ.get("STANDIN_TOKEN_DELAY_S", "0.002"))
+        generated = 0
+        for n in range(max_tokens - 1):  # the last token's chunk is dropped (docstring)
+            if n:
+                time.sleep(delay)
+            generated += 1
+            delta = {"role": "assistant", "content": f" w{n}"}
+            self._event(_chunk(chat_id, model, delta))
+        _prompt_cache[model] = prompt + [f"w{n}" for n in range(generated)]
+        options = request.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage") and generated:
+            usage: dict[str, object] = {
+                "prompt_tokens": len(prompt),
+                "completion_tokens": generated,
+                "total_tokens": len(prompt) + generated,
+            }
+            if cached:
+                usage["prompt_tokens_details"] = {"cached_tokens": cached}
+            self._event({**_chunk(chat_id, model, {"role": "assistant"}), "usage": usage})
+        self._write(b"data: [DONE]\n\n")
+        self.wfile.write(b"0\r\n\r\n")  # the end of the chunked body
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _event(self, body: object) -> None:
+        self._write(f"data: {json.dumps(body)}\n\n".encode())
+
+    def _write(self, data: bytes) -> None:
+        """One HTTP/1.1 chunk (uvicorn sends each event the generator yields as one)."""
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+
+def _chunk(chat_id: str, model: str, delta: dict[str, object]) -> dict[str, object]:
+    return {
+        "id": chat_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": "stop"}],
+    }
+
+
+def _cached_prefix(model: str, prompt: list[str]) -> int:
+    """How many of the prompt's tokens the model's prompt cache serves: the common prefix
+    with what it holds, leaving at least one token to process (prompt_cache.py)."""
+    held = _prompt_cache.get(model, [])
+    common = 0
+    for a, b in zip(held, prompt, strict=False):
+        if a != b:
+            break
+        common += 1
+    return min(common, len(prompt) - 1)
 
 
 def main() -> None:
