@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
-from localai_provision.benchresults import BenchReport
+from localai_provision.benchresults import BenchRecord, BenchReport
 from localai_provision.facts.model import PullReport
 
 
@@ -79,6 +79,9 @@ class ServerStatus:
     pull_timer: PullTimer | None
     warnings: tuple[str, ...]
     generation: str | None = None  # the package set's generation the host serves
+    # `verify.bench`: the figures the last apply recorded, and those they replaced.
+    bench: BenchRecord | None = None
+    bench_previous: BenchRecord | None = None
 
     @property
     def server_version(self) -> str | None:
@@ -101,6 +104,8 @@ class ServerStatus:
             "pull_timer": self.pull_timer.as_json() if self.pull_timer else None,
             "warnings": list(self.warnings),
             "generation": self.generation,
+            "bench": self.bench.as_json() if self.bench else None,
+            "bench_previous": self.bench_previous.as_json() if self.bench_previous else None,
         }
 
 

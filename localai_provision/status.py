@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from localai_provision.benchresults import BenchRecord
 from localai_provision.connectors.base import connector_for
 from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.facts.gather import gather
@@ -40,6 +41,8 @@ def describe(spec: HostSpec, facts: Facts) -> ServerStatus:
         pull_timer=_pull_timer(facts),
         warnings=tuple(pull_warnings(spec, facts)),
         generation=facts.generations.current,
+        bench=BenchRecord.from_json((facts.state or {}).get("bench")),
+        bench_previous=BenchRecord.from_json((facts.state or {}).get("bench_previous")),
     )
 
 

@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
+from localai_provision.apply.benchstep import bench_after_change
 from localai_provision.apply.context import (
     CHANGED,
     FAILED,
@@ -328,7 +329,7 @@ def _converge(
                 + "; ".join(f"{c.resource}: {c.reason}" for c in remaining),
                 hint="run `localai plan` to see the differences; report this if it repeats",
             )
-        write_state(after, options)
+        write_state(after, options, bench_after_change(fleet, after))
     finally:
         # If the connection is gone, the next apply takes the stale lock over.
         with contextlib.suppress(HostError):

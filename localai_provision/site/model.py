@@ -132,6 +132,9 @@ class PullSettings:
 class VerifySettings:
     endpoints: tuple[str, ...] = DEFAULT_ENDPOINTS
     timeout_s: float = 60.0
+    # After a change that restarted the server, measure it (`localai bench`) and keep the
+    # figures in state.json; off by default: it costs seconds per host per apply.
+    bench: bool = False
 
 
 @dataclass(frozen=True)

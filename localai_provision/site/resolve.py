@@ -193,4 +193,5 @@ def _verify(verify: dict[str, Any]) -> VerifySettings:
     return VerifySettings(
         endpoints=tuple(verify.get("endpoints", VerifySettings.endpoints)),
         timeout_s=float(verify.get("timeout_s", VerifySettings.timeout_s)),
+        bench=bool(verify.get("bench", VerifySettings.bench)),
     )

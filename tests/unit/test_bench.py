@@ -3,10 +3,13 @@ script's JSON, the model chosen, the table and the JSON. No host is reached."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 
+from localai_provision.apply.benchstep import slower_warning
+from localai_provision.apply.state import bench_entries
 from localai_provision.bench import bench_config, bench_model, report_from_script
 from localai_provision.benchresults import (
     BenchRecord,
@@ -19,6 +22,7 @@ from localai_provision.benchresults import (
     median_figures,
     run_figures,
 )
+from localai_provision.cli import Output, main
 from localai_provision.cli.bench import bench_row, memory_text, notes, was_text
 from localai_provision.cli.hostjson import host_json
 from localai_provision.errors import HostError
@@ -221,3 +225,39 @@ def test_the_json_has_the_figures_typed_and_the_previous_record() -> None:
     assert data["status"] == "measured" and data["tokens_from"] == "usage"
     assert data["gen_tps"] == 100.0 and data["previous"] is None
     json.dumps(data)
+
+
+def test_an_apply_that_measured_keeps_the_figures_it_replaced_as_the_previous_ones() -> None:
+    new = report().current
+    old = {"model": "org/warm", "gen_tps": 41.2}
+    assert bench_entries({"bench": old}, new) == {
+        "bench": new.as_json(),
+        "bench_previous": old,
+    }
+    assert bench_entries({}, new) == {"bench": new.as_json()}
+
+
+def test_an_apply_that_measured_nothing_keeps_what_the_state_file_held() -> None:
+    held = {"bench": {"model": "m"}, "bench_previous": {"model": "n"}, "other": 1}
+    assert bench_entries(held, None) == {"bench": {"model": "m"}, "bench_previous": {"model": "n"}}
+    assert bench_entries({}, None) == {}
+
+
+def test_a_much_slower_host_is_a_warning_naming_the_generation_it_was_faster_on() -> None:
+    new = report().current  # 100 tok/s
+    faster = BenchRecord.from_json(new.as_json() | {"gen_tps": 400.0, "generation": "old123"})
+    assert slower_warning(new, faster) == (
+        "org/warm: generation 100.0 tok/s, was 400.0 on generation old123 (2026-12-02): 75 % slower"
+    )
+    near = BenchRecord.from_json(new.as_json() | {"gen_tps": 110.0})
+    other_model = BenchRecord.from_json(new.as_json() | {"model": "x", "gen_tps": 400.0})
+    assert slower_warning(new, near) is None
+    assert slower_warning(new, other_model) is None
+    assert slower_warning(new, None) is None
+
+
+@pytest.mark.parametrize("argv", [["bench"], ["bench", "site.yaml", "--model"], ["bench", "-x"]])
+def test_a_usage_error_exits_64(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as caught:
+        main(argv, Output(io.StringIO(), io.StringIO()))
+    assert caught.value.code == 64

@@ -68,6 +68,8 @@ SERVER_JSON = {
     "pull_timer": {"kind": "cron", "path": None, "definition": "*/15 * * * * localai"},
     "warnings": ["stale pull"],
     "generation": "4ba1fd2a4828",
+    "bench": None,
+    "bench_previous": None,
 }
 APPLIED = ApplyReport.from_log(
     {"/v1/models": 8.5, "ready_after_s": 1.25},
