@@ -33,8 +33,9 @@ def stream(label):
 
     body = {
         "model": cfg["model"],
-        # A run number in front: the server keeps a prompt cache per model and reuses the
-        # longest common prefix, so the same text twice would be "processed" in 1 token.
+        # A different first word per request: the server keeps a prompt cache per model and
+        # reuses the longest common prefix, so the same text twice would be "processed" in
+        # one token (bench.py's RUN_LABELS says why these words).
         "messages": [{"role": "user", "content": "%s %s" % (label, cfg["prompt"])}],
         "max_tokens": cfg["max_tokens"],
         "temperature": 0,
@@ -154,9 +155,10 @@ def facts():
 
 def measure():
     try:
-        stream("Warm-up.")  # loads the model if it is not loaded: not counted
-        for number in range(cfg["runs"]):
-            out["runs"].append(stream("Run %d." % (number + 1)))
+        warm_up, runs = cfg["labels"][0], cfg["labels"][1:]
+        stream(warm_up)  # loads the model if it is not loaded: not counted
+        for label in runs:
+            out["runs"].append(stream(label))
     except Failed as exc:
         out["reason"], out["error"] = exc.reason, str(exc)
     except (OSError, ValueError) as exc:

@@ -71,7 +71,8 @@ def demo_site(tmp: Path, port: int, **overrides: Any) -> Path:
 def applied(tmp_path_factory: pytest.TempPathFactory) -> Any:
     tmp = tmp_path_factory.mktemp("e2e")
     port = hostprep.free_port()
-    site = demo_site(tmp, port)
+    # verify.bench: the fresh apply also measures the server and records it (test_bench...).
+    site = demo_site(tmp, port, verify={"timeout_s": 180, "bench": True})
     try:
         start = time.perf_counter()
         code, result, err = cli("apply", str(site), "--json")
@@ -130,6 +131,31 @@ def test_four_real_api_calls(applied: Any) -> None:
     )
     assert status == 200 and message["content"][0]["text"]
     print(f"anthropic message {ms:.1f} ms")
+
+
+def test_bench_reports_tokens_per_second_for_the_tiny_model_next_to_applys_record(
+    applied: Any,
+) -> None:
+    recorded = json.loads((applied["tmp"] / "prefix" / "state.json").read_text())["bench"]
+    assert recorded["model"] == MODEL and recorded["gen_tps"] > 0, recorded
+    code, result, err = cli("bench", str(applied["site"]), "--json")
+    assert code == 0, (result, err)
+    host = result["hosts"][0]
+    assert host["status"] == "measured" and host["model"] == MODEL
+    for key in ("prompt_tps", "gen_tps", "first_token_ms", "total_ms"):
+        assert isinstance(host[key], float) and 0 < host[key] < float("inf"), (key, host)
+    assert host["tokens_from"] == "usage"  # 0.5.1 sends usage with include_usage
+    assert host["memory"]["rss_kb"] > 0 and host["memory"]["peak_kb"] >= host["memory"]["rss_kb"]
+    assert host["previous"]["gen_tps"] == recorded["gen_tps"]
+    print(
+        f"bench {MODEL}: prompt {host['prompt_tps']} tok/s ({host['prompt_tokens']} tokens), "
+        f"generation {host['gen_tps']} tok/s ({host['completion_tokens']} tokens), first "
+        f"token {host['first_token_ms']} ms, total {host['total_ms']} ms, memory "
+        f"{host['memory']['rss_kb']} KiB (peak {host['memory']['peak_kb']})"
+    )
+    code, table, _ = cli("bench", str(applied["site"]))
+    print(table)
+    assert code == 0 and MODEL in table and "was " in table
 
 
 def test_second_apply_changes_nothing(applied: Any) -> None:
