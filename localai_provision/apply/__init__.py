@@ -13,6 +13,7 @@ One room per concern:
     sources.py       controller-side model sourcing (touches no host): folders, the hub
     host_models.py   the host's model cache: copy from the controller, or download
     verification.py  verify and prewarm; is the port held
+    benchstep.py     verify.bench: measure the server after a change (bench.py), for state
     pull_timer.py    the pull timer (launchd or cron)
     state.py         prefix/state.json
     refuse.py        what stops a host before anything is touched

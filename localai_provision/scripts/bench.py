@@ -105,10 +105,19 @@ def server_pid():
         ).stdout.decode("utf-8", "replace")
     except (OSError, subprocess.SubprocessError):
         return None
+    # Top level only, as facts/parse_mac.py reads it: nested blocks (`endpoints = {`) may
+    # have a `pid = 1` of their own, and a job that is not running has no top-level pid.
+    depth = 0
     for line in text.splitlines():
-        key, _, value = line.strip().partition(" = ")
-        if key == "pid" and value.isdigit():
-            return int(value)
+        stripped = line.strip()
+        if stripped.endswith("{"):
+            depth += 1
+        elif stripped == "}":
+            depth -= 1
+        elif depth == 1:
+            key, _, value = stripped.partition(" = ")
+            if key == "pid" and value.isdigit():
+                return int(value)
     return None
 
 

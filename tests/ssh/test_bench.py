@@ -111,3 +111,26 @@ def test_a_host_without_a_server_or_a_model_fails_by_name_and_the_others_are_mea
     assert code == 1
     error = measured[hosts[0].name]["error"]["message"]
     assert "measuring org/not-there" in error and "HTTP 404" in error
+
+
+def test_on_a_stand_in_mac_the_memory_is_the_launchd_jobs_server(
+    lab: Lab, mac: TestHost, model_source: Path
+) -> None:
+    from tests.support.macos import have_sudo
+
+    if not have_sudo():
+        pytest.skip("needs Debian's sudo (the stand-in Macs use the real one)")
+    models = [{"id": "org/tiny-bench", "source": str(model_source)}]
+    site = lab.site(
+        [mac], models=models, launchd={"plist_dir": "~/fake-root/Library/LaunchDaemons"}
+    )
+    code, applied = lab.json("apply", site)
+    assert code == 0, applied
+    # launchd runs the server itself: no pid file, the pid is launchd's `pid = N`.
+    assert not (mac.home / ".localai" / "run" / "server.pid").exists()
+    code, status = lab.json("status", site)
+    code, measured = lab.json("bench", site)
+    assert code == 0, measured
+    entry = measured[mac.name]
+    assert entry["pid"] == status[mac.name]["pid"] and entry["pid"] != 1
+    assert positive(entry["gen_tps"]) and positive(entry["memory"]["rss_kb"])
