@@ -113,6 +113,24 @@ def test_a_host_without_a_server_or_a_model_fails_by_name_and_the_others_are_mea
     assert "measuring org/not-there" in error and "HTTP 404" in error
 
 
+def test_a_bench_that_fails_after_apply_is_a_warning_and_the_apply_succeeds(
+    lab: Lab, model_source: Path
+) -> None:
+    [host] = hosts = [lab.fleet.hosts[5]]
+    hostprep.reset_host(host)
+    models = [{"id": "org/tiny-bench", "source": str(model_source)}]
+    faulty = {"env": {"STANDIN_STREAM_ERROR": "1"}, "port": lab.ports[host.name]}
+    site = lab.site(hosts, models=models, verify={"bench": True}, server=faulty)
+    code, applied = lab.json("apply", site)
+    assert code == 0, applied
+    entry = applied[host.name]
+    assert entry["status"] == "changed"
+    [warning] = [w for w in entry["warnings"] if "verify.bench" in w]
+    assert "could not be measured" in warning and "HTTP 500" in warning
+    assert "the apply itself succeeded" in warning
+    assert "bench" not in state(host) and lab.serves(host)
+
+
 def test_on_a_stand_in_mac_the_memory_is_the_launchd_jobs_server(
     lab: Lab, mac: TestHost, model_source: Path
 ) -> None:

@@ -165,6 +165,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _stream(self, model: str, request: dict[str, object]) -> None:
         """A streamed chat completion as mlx-omni-server 0.5.1 sends it (module docstring)."""
+        if os.environ.get("STANDIN_STREAM_ERROR"):  # a fault, on request: streams fail
+            self._send(500, {"detail": "standin: streaming fails as asked"})
+            return
         prompt = ["<tpl>"] * TEMPLATE_TOKENS
         for message in request.get("messages") or []:  # type: ignore[attr-defined]
             prompt += str(message.get("content", "")).split()
