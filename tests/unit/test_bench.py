@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import pytest
 
@@ -261,3 +262,12 @@ def test_a_usage_error_exits_64(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as caught:
         main(argv, Output(io.StringIO(), io.StringIO()))
     assert caught.value.code == 64
+
+
+def test_bash_completes_bench_and_its_model_flag(tmp_path: Path) -> None:
+    from tests.unit.test_completion import SITE, complete
+
+    (tmp_path / "site.yaml").write_text(SITE)
+    assert complete(tmp_path, "ben") == ["bench"]
+    assert complete(tmp_path, "bench", "site.yaml", "--m") == ["--model"]
+    assert complete(tmp_path, "bench", "site.yaml", "-l", "stu") == ["studio-01", "studios"]
