@@ -76,6 +76,8 @@ class ServerStatus:
     pull_timer: PullTimer | None
     warnings: tuple[str, ...]
     generation: str | None = None  # the package set's generation the host serves
+    memory_total_bytes: int | None = None
+    memory_available_bytes: int | None = None  # what a new process can have, now
 
     @property
     def server_version(self) -> str | None:
@@ -98,6 +100,10 @@ class ServerStatus:
             "pull_timer": self.pull_timer.as_json() if self.pull_timer else None,
             "warnings": list(self.warnings),
             "generation": self.generation,
+            "memory": {
+                "total_bytes": self.memory_total_bytes,
+                "available_bytes": self.memory_available_bytes,
+            },
         }
 
 
