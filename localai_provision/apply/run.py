@@ -41,7 +41,6 @@ from localai_provision.apply.install import (
 from localai_provision.apply.pull_timer import converge_pull_timer
 from localai_provision.apply.refuse import refuse_failures, refuse_unusable
 from localai_provision.apply.sources import refuse_escaping_links
-from localai_provision.model_sizes import source_sizes
 from localai_provision.apply.state import write_state
 from localai_provision.apply.verification import port_in_use, verify
 from localai_provision.connectors.base import Connector, connector_for
@@ -56,6 +55,7 @@ from localai_provision.fleet import (
     ProgressCallback,
 )
 from localai_provision.lock import Lock, LockError, lock_for
+from localai_provision.model_sizes import source_sizes
 from localai_provision.plan import (
     GENERATION,
     MACOS,
