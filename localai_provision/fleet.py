@@ -19,6 +19,7 @@ from localai_provision.errors import ConnectError, HostError, RolledBack
 from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.lock import lock_for
+from localai_provision.model_sizes import source_sizes
 from localai_provision.plan import Change, plan, plan_warnings
 from localai_provision.results import FAILURES, HostDetails, HostStatus
 from localai_provision.site.model import HostSpec
@@ -212,7 +213,7 @@ def check_job(fleet: Fleet, spec: HostSpec) -> HostResult:
         warnings = list(getattr(connector, "warnings", []))
     finally:
         fleet.release(connector)
-    changes = plan(spec, facts, lock_for(spec, facts))
+    changes = plan(spec, facts, lock_for(spec, facts), sizes=source_sizes(spec))
     warnings += plan_warnings(spec, facts)
     return HostResult(
         name=spec.name,

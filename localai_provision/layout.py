@@ -37,6 +37,11 @@ SHIM_MODULE = "localai_server_shim"
 # Markers the tool writes into what it makes: only a folder that carries one is ever deleted.
 OWNED_MARKER = ".localai-owned"  # written first, into the empty folder
 COMPLETE_MARKER = ".localai-complete"  # written last (older versions wrote only this one)
+# In HF_HOME/hub when the tool made the model cache (or its admin gave it to the site): only
+# then does `models_prune` remove anything from it.
+CACHE_MARKER = ".localai-cache"
+# A model being removed is first renamed so (atomic): a reader never finds it half deleted.
+REMOVING_PREFIX = ".localai-removing-"
 
 
 GENERATIONS_DIR = "generations"

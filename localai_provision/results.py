@@ -79,6 +79,8 @@ class ServerStatus:
     pull_timer: PullTimer | None
     warnings: tuple[str, ...]
     generation: str | None = None  # the package set's generation the host serves
+    memory_total_bytes: int | None = None
+    memory_available_bytes: int | None = None  # what a new process can have, now
     # `verify.bench`: the figures the last apply recorded, and those they replaced.
     bench: BenchRecord | None = None
     bench_previous: BenchRecord | None = None
@@ -104,6 +106,10 @@ class ServerStatus:
             "pull_timer": self.pull_timer.as_json() if self.pull_timer else None,
             "warnings": list(self.warnings),
             "generation": self.generation,
+            "memory": {
+                "total_bytes": self.memory_total_bytes,
+                "available_bytes": self.memory_available_bytes,
+            },
             "bench": self.bench.as_json() if self.bench else None,
             "bench_previous": self.bench_previous.as_json() if self.bench_previous else None,
         }

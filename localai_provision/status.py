@@ -11,6 +11,7 @@ from localai_provision.facts.gather import gather
 from localai_provision.facts.model import Facts
 from localai_provision.fleet import ConnectorFactory, Fleet, HostResult
 from localai_provision.lock import lock_for
+from localai_provision.model_sizes import source_sizes
 from localai_provision.plan import desired_packages, layout_for, plan, pull_warnings
 from localai_provision.results import HostStatus, PullTimer, ServerStatus, StopReport
 from localai_provision.services.base import service_manager_for
@@ -41,6 +42,8 @@ def describe(spec: HostSpec, facts: Facts) -> ServerStatus:
         pull_timer=_pull_timer(facts),
         warnings=tuple(pull_warnings(spec, facts)),
         generation=facts.generations.current,
+        memory_total_bytes=facts.memory.total_bytes,
+        memory_available_bytes=facts.memory.available_bytes,
         bench=BenchRecord.from_json((facts.state or {}).get("bench")),
         bench_previous=BenchRecord.from_json((facts.state or {}).get("bench_previous")),
     )
@@ -91,7 +94,7 @@ def observe_job(fleet: Fleet, spec: HostSpec) -> HostResult:
     result = status_job(fleet, spec)
     facts = result.facts
     assert facts is not None  # status_job either gathered facts or raised
-    result.changes = plan(spec, facts, lock_for(spec, facts))
+    result.changes = plan(spec, facts, lock_for(spec, facts), sizes=source_sizes(spec))
     return result
 
 

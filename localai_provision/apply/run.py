@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from localai_provision.apply.benchstep import bench_after_change
+from localai_provision.apply.cache import mark_new_cache, prune_models
 from localai_provision.apply.context import (
     CHANGED,
     FAILED,
@@ -55,10 +56,12 @@ from localai_provision.fleet import (
     ProgressCallback,
 )
 from localai_provision.lock import Lock, LockError, lock_for
+from localai_provision.model_sizes import source_sizes
 from localai_provision.plan import (
     GENERATION,
     MACOS,
     MODEL,
+    MODEL_FILES,
     PACKAGE,
     PULL_TIMER,
     SERVER_CONFIG,
@@ -98,6 +101,7 @@ def execute(
     refuse_failures(host, changes)
     _install(fleet, host, by_kind, lock, distributor)
     _models(fleet, host, by_kind, distributor)
+    _prune_models(fleet, host, by_kind)
     _host_settings(fleet, host, by_kind)
     _switch(fleet, host, by_kind)
     _service(fleet, host, by_kind, options)
@@ -148,7 +152,10 @@ def _install(
 
 def _models(fleet: Fleet, host: HostContext, by_kind: ByKind, distributor: Distributor) -> None:
     log = host.log
-    for change in by_kind.get(MODEL, []):
+    fetch = [c for c in by_kind.get(MODEL, []) if c.action != Action.REMOVE]
+    if fetch:
+        mark_new_cache(host)
+    for change in fetch:
         model = next(m for m in host.spec.models if m.id == change.name)
         _step(fleet, host, "models", f"model {model.id}")
         if model.source:
@@ -159,6 +166,22 @@ def _models(fleet: Fleet, host: HostContext, by_kind: ByKind, distributor: Distr
         else:
             log.steps.append({"step": "models", **download_model(host, model)})
         log.done.append(change)
+
+
+def _prune_models(fleet: Fleet, host: HostContext, by_kind: ByKind) -> None:
+    """What `models_prune` removes from the cache: before the restart the removal of a
+    listed model asks for, so that the new server does not list it."""
+    doomed = [c for c in by_kind.get(MODEL, []) if c.action == Action.REMOVE]
+    doomed += by_kind.get(MODEL_FILES, [])
+    if not doomed:
+        return
+    _step(fleet, host, "models", "removing undeclared models")
+    result = prune_models(host, doomed, None)
+    host.log.steps.append({"step": "models-prune", **result})
+    host.log.warnings += [
+        f"{name} not removed: {why}" for name, why in result.get("skipped", {}).items()
+    ]
+    host.log.done += doomed
 
 
 def _host_settings(fleet: Fleet, host: HostContext, by_kind: ByKind) -> None:
@@ -309,7 +332,13 @@ def _converge(
         if waited:
             # Another apply ran meanwhile: plan again from what the host is now.
             host = host.with_facts(gather(host.connector, host.spec))
-            changes = plan(host.spec, host.facts, lock, retry_failed=options.retry_failed)
+            changes = plan(
+                host.spec,
+                host.facts,
+                lock,
+                retry_failed=options.retry_failed,
+                sizes=source_sizes(host.spec),
+            )
             if not changes:
                 return _unchanged(host, warnings + host.log.warnings)
         locked = lock if isinstance(lock, Lock) else None
@@ -320,7 +349,13 @@ def _converge(
                 fleet.progress(host.name, "rolling back")
                 raise roll_back(host, exc, options) from None
             raise
-        remaining = plan(host.spec, after.facts, lock, retry_failed=options.retry_failed)
+        remaining = plan(
+            host.spec,
+            after.facts,
+            lock,
+            retry_failed=options.retry_failed,
+            sizes=source_sizes(host.spec),
+        )
         if remaining:
             raise HostError(
                 host=host.name,
@@ -377,7 +412,9 @@ def apply_job_factory(
             fleet.progress(spec.name, "gathering facts")
             host, lock = gathered(connector, spec, log)
             warnings = list(getattr(connector, "warnings", [])) + plan_warnings(spec, host.facts)
-            changes = plan(spec, host.facts, lock, retry_failed=options.retry_failed)
+            changes = plan(
+                spec, host.facts, lock, retry_failed=options.retry_failed, sizes=source_sizes(spec)
+            )
             if not changes:
                 return _unchanged(host, warnings)
             return _converge(fleet, host, changes, lock, options, shared, warnings)

@@ -54,7 +54,10 @@ def host_families(views: Sequence[HostView]) -> list[GaugeMetricFamily]:
     latency = _gauge("models_latency_seconds", "GET /v1/models on the host, as it timed it")
     listed = _gauge("models_listed", "models the running server lists on /v1/models")
     loaded = _gauge("models_loaded", "models the server says are loaded (when it can say)")
-    memory = _gauge("host_memory_bytes", "the Mac's memory (hw.memsize)")
+    memory = _gauge("host_memory_bytes", "the host's memory (hw.memsize on a Mac, MemTotal)")
+    available = _gauge(
+        "host_memory_available_bytes", "what a new process can have now (MemAvailable, vm_stat)"
+    )
     applied = _gauge("last_apply_timestamp_seconds", "when the last successful apply ended")
     pulled = _gauge(
         "last_pull_timestamp_seconds", "when the host's last pull (apply --local) ended"
@@ -79,6 +82,8 @@ def host_families(views: Sequence[HostView]) -> list[GaugeMetricFamily]:
             loaded.add_metric([v.name], float(len(v.models_loaded)))
         if v.memory_bytes is not None:
             memory.add_metric([v.name], float(v.memory_bytes))
+        if v.memory_available_bytes is not None:
+            available.add_metric([v.name], float(v.memory_available_bytes))
         if v.last_apply_epoch is not None:
             applied.add_metric([v.name], v.last_apply_epoch)
         pull = v.last_pull
@@ -86,7 +91,7 @@ def host_families(views: Sequence[HostView]) -> list[GaugeMetricFamily]:
             pull_ok.add_metric([v.name], _bool(not pull.failed))
             if pull.finished_epoch is not None:
                 pulled.add_metric([v.name], pull.finished_epoch)
-    families = [up, in_sync, drift, info, running, latency, listed, loaded, memory]
+    families = [up, in_sync, drift, info, running, latency, listed, loaded, memory, available]
     return [*families, applied, pulled, pull_ok, check]
 
 

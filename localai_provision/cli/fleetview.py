@@ -34,7 +34,8 @@ class HostView:
     models_listed: tuple[str, ...] = ()
     models_loaded: tuple[str, ...] | None = None  # None: the server cannot say
     latency_ms: float | None = None  # GET /v1/models, as the facts command timed it
-    memory_bytes: int | None = None  # the Mac's memory (hw.memsize); None on other hosts
+    memory_bytes: int | None = None  # the host's memory (hw.memsize, MemTotal)
+    memory_available_bytes: int | None = None  # what a new process can have, now
     drift: Mapping[str, int] = field(default_factory=dict)  # changes by kind
     last_apply: str | None = None
     last_pull: PullReport | None = None
@@ -88,7 +89,8 @@ def host_view(spec: HostSpec | None, result: HostResult) -> HostView:
         models_listed=d.models_listed,
         models_loaded=d.models_loaded,
         latency_ms=d.latency_ms.get(MODELS_PATH),
-        memory_bytes=facts.mac.memsize_bytes if facts and facts.mac else None,
+        memory_bytes=facts.memory.total_bytes if facts else None,
+        memory_available_bytes=facts.memory.available_bytes if facts else None,
         drift=dict(Counter(c.kind.value for c in result.changes)),
         last_apply=d.last_apply,
         last_pull=d.last_pull,

@@ -68,8 +68,12 @@ def state_class(view: HostView) -> str:
     return "s-ok" if view.running and view.in_sync else "s-warn"
 
 
-def memory_text(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1024**3:.0f} GiB"
+def memory_text(n: int | None, available: int | None = None) -> str:
+    """ "7 of 16 GiB free", or the total alone when what is free is not known."""
+    if n is None:
+        return "-"
+    total = f"{n / 1024**3:.0f} GiB"
+    return total if available is None else f"{available / 1024**3:.0f} of {total} free"
 
 
 def latency_text(ms: float | None) -> str:
@@ -111,7 +115,7 @@ def row(view: HostView) -> str:
         _text(server) + (f"<br><small>{_text(set_text(view))}</small>" if view.up else ""),
         _text(models_text(view)) if view.up else "-",
         latency_text(view.latency_ms),
-        memory_text(view.memory_bytes),
+        memory_text(view.memory_bytes, view.memory_available_bytes),
         _text(view.last_apply or "-"),
     )
     tds = "".join(

@@ -26,6 +26,7 @@ STATUS_HEADER = (
     "/v1/models",
     "LAST PULL",
     "GENERATION",
+    "MEMORY FREE",
 )
 
 
@@ -38,7 +39,7 @@ def status_row(r: HostResult) -> tuple[str, ...]:
     """One host's row of the status table."""
     d = r.details
     if r.failed or not isinstance(d, ServerStatus):
-        return (r.name, r.status, "-", "-", "-", "-", "-", "-", "-", "-", "-")
+        return (r.name, r.status, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-")
     version = d.server_version
     loaded = d.models_loaded
     latency = d.latency_ms.get("/v1/models")
@@ -55,7 +56,16 @@ def status_row(r: HostResult) -> tuple[str, ...]:
         f"{latency:.0f} ms" if latency is not None else "-",
         f"{last_pull.result} {last_pull.finished_at}" if last_pull else "-",
         d.generation or "-",
+        _memory(d),
     )
+
+
+def _memory(d: ServerStatus) -> str:
+    """ "6.9 of 16.0 GB": what a new process can have, of the host's memory."""
+    total, free = d.memory_total_bytes, d.memory_available_bytes
+    if total is None or free is None:
+        return "-"
+    return f"{free / 1024**3:.1f} of {total / 1024**3:.1f} GB"
 
 
 def cmd_status(args: argparse.Namespace, io: Output) -> int:

@@ -14,8 +14,10 @@ from localai_provision.errors import HostError
 from localai_provision.facts.model import Facts
 from localai_provision.facts.parse import FactsFormatError, parse_facts
 from localai_provision.layout import (
+    CACHE_MARKER,
     CRON_BEGIN,
     CRON_END,
+    REMOVING_PREFIX,
     SERVER_PACKAGE,
     SOURCE_ONLY_PACKAGES,
     Layout,
@@ -35,9 +37,9 @@ EXIT_NO_PYTHON = 127
 
 @cache
 def remote_script() -> str:
-    """The facts script: its three files as one text (remote_base.py says why three)."""
+    """The facts script: its files as one text (remote_base.py says why several)."""
     folder = resources.files("localai_provision.facts")
-    parts = ("remote_base.py", "remote_mac.py", "remote.py")
+    parts = ("remote_base.py", "remote_mac.py", "remote_cache.py", "remote.py")
     return "\n".join((folder / name).read_text("utf-8") for name in parts)
 
 
@@ -79,6 +81,7 @@ def facts_command(spec: HostSpec, doctor: bool = False) -> str:
         "port": spec.server.port,
         "endpoints": list(dict.fromkeys(("/v1/models", *spec.verify.endpoints))),
         "models": [{"dir": m.cache_dir_name, "revision": m.revision} for m in spec.models],
+        "cache": {"prune": spec.models_prune, "marker": CACHE_MARKER, "removing": REMOVING_PREFIX},
         "timeout": HTTP_TIMEOUT_S,
         "launchd": launchd_job(spec),
         "macos_settings": {"boot_plist": wired_limit_plist_path(spec)}

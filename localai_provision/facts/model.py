@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from localai_provision.facts.cache import CacheFacts
 from localai_provision.facts.generations import GenerationsFacts
+from localai_provision.facts.memory import MemoryFacts
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,7 @@ class MacFacts:
     """What a Mac needs before an apply can work (facts/remote.py `mac_section`)."""
 
     memsize_bytes: int | None
+    wired_limit_mb: int | None = None  # iogpu.wired_limit_mb: 0 is macOS's default share
     helper_sha256: str | None = None  # the installed root helper; None: not installed
     helper_conf: dict[str, str] = field(default_factory=dict)  # its settings for this account
     helper_checked: bool = False  # the site needed root, so the helper was looked at
@@ -272,6 +275,8 @@ class Facts:
     pull_report: PullReport | None = None
     pull_timer: PullTimerFacts | None = None
     generations: GenerationsFacts = field(default_factory=GenerationsFacts)
+    memory: MemoryFacts = field(default_factory=lambda: MemoryFacts(None, None))
+    cache: CacheFacts = field(default_factory=CacheFacts)
 
     def endpoint(self, path: str) -> EndpointFacts | None:
         return next((e for e in self.endpoints if e.path == path), None)

@@ -14,7 +14,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from localai_provision.facts.cache import parse_cache
 from localai_provision.facts.generations import parse_generations
+from localai_provision.facts.memory import parse_memory
 from localai_provision.facts.model import (
     EndpointFacts,
     Facts,
@@ -463,6 +465,7 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
     venv = parse_venv(doc.get("venv") or {})
     service = parse_service(doc.get("service") or {}, doc.get("launchd"))
     macos = parse_macos_settings(doc.get("macos_settings"))
+    mac = parse_mac(doc.get("mac"))
     by_dir = {m.get("dir"): m for m in doc.get("models") or [] if isinstance(m, dict)}
     prefix = doc.get("prefix") or {}
     disk = doc.get("disk") or {}
@@ -486,8 +489,14 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         script_ms=float(doc.get("elapsed_ms", 0.0)),
         errors=errors,
         macos=macos,
-        mac=parse_mac(doc.get("mac")),
+        mac=mac,
         pull_report=parse_pull_report(doc.get("pull_report")),
         pull_timer=parse_pull_timer(doc.get("pull_timer")),
         generations=parse_generations(doc.get("generations"), venv.usable and venv.owned),
+        memory=parse_memory(
+            doc.get("memory"),
+            mac.memsize_bytes if mac else None,
+            mac.wired_limit_mb if mac else None,
+        ),
+        cache=parse_cache(doc.get("cache")),
     )

@@ -132,6 +132,7 @@ def parse_mac(raw: Any) -> MacFacts | None:
     console = raw.get("console_uid")
     return MacFacts(
         memsize_bytes=_int_or_none(sysctl.get("hw.memsize")),
+        wired_limit_mb=_int_or_none(sysctl.get("iogpu.wired_limit_mb")),
         helper_sha256=raw.get("helper_sha256") or None,
         helper_conf=parse_helper_conf(raw.get("helper_conf")),
         helper_checked="helper_sha256" in raw,

@@ -20,6 +20,8 @@ if False:  # for linters only (see remote_base.py): on the host these are define
         sha256_type,
     )
 if False:  # for linters only (see remote_base.py): on the host these are defined above
+    from localai_provision.facts.remote_cache import cache_section, memory_section
+if False:  # for linters only (see remote_base.py): on the host these are defined above
     from localai_provision.facts.remote_mac import (
         darwin_process,
         launchd_section,
@@ -410,6 +412,8 @@ def main():
         if "model" in out:
             out["models"].append(out.pop("model"))
     out["hub_dirs"] = [n for n in (listdir(hub) or []) if n.startswith("models--")]
+    section("cache", cache_section, hub, cfg)
+    section("memory", memory_section, is_mac)
     try:
         st = os.statvfs(prefix if os.path.isdir(prefix) else os.path.expanduser("~"))
         out["disk"] = {

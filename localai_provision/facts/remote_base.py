@@ -1,10 +1,11 @@
 # This file is not imported by localai-provision: its text is sent to each host and run there
 # with `python3 -I -S -c <this text> <config json>`, in the single command that gathers facts.
-# The script is three files sent as one text, in this order (facts/gather.py `remote_script`):
+# The script is four files sent as one text, in this order (facts/gather.py `remote_script`):
 # remote_base.py (this: reading files, JSON, sockets, commands), remote_mac.py (what only a
-# Mac has: launchd, the root helper, pmset, the pull timer) and remote.py (the other sections
-# and main). The later files import the earlier ones' names under `if False:` for linters
-# only: on the host those names are already defined, and the block compiles to nothing.
+# Mac has: launchd, the root helper, pmset, the pull timer), remote_cache.py (memory, and
+# the model cache beyond the declared models) and remote.py (the other sections and main).
+# The later files import the earlier ones' names under `if False:` for linters only: on the
+# host those names are already defined, and the block compiles to nothing.
 #
 # Rules for this file, because it runs on hosts we do not control:
 # - standard library only, and only cheap modules (no importlib.metadata, no urllib: they

@@ -17,6 +17,8 @@ apply carries them out:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from localai_provision.facts.model import Facts
 from localai_provision.lock import Lock, LockError
 from localai_provision.plan.change import Action, Change, Changed, Kind, layout_for
@@ -29,7 +31,8 @@ from localai_provision.plan.config import (
 )
 from localai_provision.plan.generations import generation_changes, generation_id, prune_changes
 from localai_provision.plan.macos import macos_changes
-from localai_provision.plan.models import model_changes
+from localai_provision.plan.memory import memory_changes
+from localai_provision.plan.models import model_changes, prune_model_changes
 from localai_provision.plan.packages import HALF_INSTALLED, desired_packages, package_changes
 from localai_provision.plan.prerequisites import (
     MIN_MACOS,
@@ -58,7 +61,7 @@ VENV, PACKAGE, SERVER_CONFIG, SHIM = Kind.VENV, Kind.PACKAGE, Kind.SERVER_CONFIG
 SERVICE_DEFINITION, SERVICE = Kind.SERVICE_DEFINITION, Kind.SERVICE
 MACOS, MODEL, PULL_TIMER = Kind.MACOS, Kind.MODEL, Kind.PULL_TIMER
 ROOT_HELPER, LAUNCHD_DOMAIN = Kind.ROOT_HELPER, Kind.LAUNCHD_DOMAIN
-GENERATION = Kind.GENERATION
+GENERATION, MEMORY, MODEL_FILES = Kind.GENERATION, Kind.MEMORY, Kind.MODEL_FILES
 
 __all__ = [
     "CLOCK_TOLERANCE_S",
@@ -69,8 +72,10 @@ __all__ = [
     "LAUNCHD_DOMAIN",
     "LOCK",
     "MACOS",
+    "MEMORY",
     "MIN_MACOS",
     "MODEL",
+    "MODEL_FILES",
     "PACKAGE",
     "PULL_TIMER",
     "PYTHON",
@@ -113,10 +118,12 @@ def plan(
     lock: Lock | LockError | None = None,
     *,
     retry_failed: bool = False,
+    sizes: Mapping[str, int] | None = None,
 ) -> list[Change]:
     """The changes that make the host match ``spec``. ``lock`` is the host's locked set (its
     platform's lock file), the error met reading it, or None when the site locks nothing.
-    ``retry_failed``: build again a generation that failed with the same settings."""
+    ``retry_failed``: build again a generation that failed with the same settings.
+    ``sizes``: the models' sizes as the controller has them (apply.sources.source_sizes)."""
     locked = None if isinstance(lock, LockError) else lock
     changes = [
         *system_changes(spec, facts),
@@ -124,11 +131,13 @@ def plan(
         *lock_changes(spec, lock),
         *prerequisite_changes(spec, facts, locked),
         *python_changes(spec, facts),
+        *memory_changes(spec, facts, sizes or {}),
     ]
     generation, package_set = _package_set_changes(spec, facts, locked, retry_failed)
     changes += package_set
     changes += config_changes(spec, facts, generation)
     changes += model_changes(spec, facts)
+    changes += prune_model_changes(spec, facts)
     changes += macos_changes(spec, facts)
     changes += pull_timer_changes(spec, facts)
     changes += service_definition_changes(spec, facts)

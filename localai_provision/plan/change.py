@@ -41,6 +41,10 @@ class Kind(StrEnum):
     ROOT_HELPER = "root-helper"
     LAUNCHD_DOMAIN = "launchd-domain"
     GENERATION = "generation"  # `generation ID`: a package set's own venv beside the others
+    MEMORY = "memory"  # the prewarmed models against the host's memory (only ever a FAIL)
+    # `model-files ORG/NAME`: snapshots of revisions the site does not declare, and blobs
+    # only they use (a served model's files: removing them restarts nothing)
+    MODEL_FILES = "model-files"
 
 
 @dataclass(frozen=True)

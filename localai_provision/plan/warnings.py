@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from localai_provision.facts.model import Facts
 from localai_provision.layout import SERVER_PACKAGE
+from localai_provision.plan.models import cache_warnings
 from localai_provision.plan.pull import pull_warnings
 from localai_provision.site.model import HostSpec
 
@@ -13,7 +14,11 @@ CLOCK_TOLERANCE_S = 300.0
 
 
 def plan_warnings(spec: HostSpec, facts: Facts) -> list[str]:
-    warnings = [*_server_warnings(spec, facts), *_cache_warnings(spec)]
+    warnings = [
+        *_server_warnings(spec, facts),
+        *_cache_warnings(spec),
+        *cache_warnings(spec, facts),
+    ]
     if spec.lock is None and SERVER_PACKAGE in spec.packages:
         warnings.append(
             "only the pinned packages are fixed: the rest of the server's dependencies "

@@ -138,6 +138,13 @@ class VerifySettings:
 
 
 @dataclass(frozen=True)
+class MemorySettings:
+    # Beyond the weights: the KV cache and activations. An 8B model's fp16 KV cache for 8k
+    # tokens is 8192 x 32 layers x 8 KV heads x 128 x 2 (K, V) x 2 bytes = 1 GiB.
+    headroom_mb: int = 1024
+
+
+@dataclass(frozen=True)
 class GenerationSettings:
     keep: int = 2  # the current generation and one to roll back to
 
@@ -187,6 +194,10 @@ class HostSpec:
     verify: VerifySettings = field(default_factory=VerifySettings)
     pull: PullSettings = field(default_factory=PullSettings)
     generations: GenerationSettings = field(default_factory=GenerationSettings)
+    memory: MemorySettings = field(default_factory=MemorySettings)
+    # Remove what the site does not declare from the model cache (only a cache the tool
+    # made). False by default: the default hf_home is the user's own, shared cache.
+    models_prune: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

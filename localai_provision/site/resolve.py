@@ -20,6 +20,7 @@ from localai_provision.site.model import (
     LaunchdSettings,
     LinuxSettings,
     MacosSettings,
+    MemorySettings,
     ModelSpec,
     PackageIndex,
     PullSettings,
@@ -130,6 +131,8 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         verify=_verify(s.get("verify", {})),
         pull=PullSettings(**s.get("pull", {})),
         generations=GenerationSettings(**s.get("generations", {})),
+        memory=MemorySettings(**s.get("memory", {})),
+        models_prune=bool(s.get("models_prune", HostSpec.models_prune)),
     )
 
 

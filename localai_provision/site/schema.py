@@ -287,6 +287,12 @@ def _no_branch(f: _Failure) -> list[Problem]:
     return f.at(f"{_show(f.value)} {reason}")
 
 
+def _bound(f: _Failure, text: str) -> str:
+    """A bound's message, with the key's own words (`x-error`) when the schema has them."""
+    words = f.schema.get("x-error")
+    return f"{text}: {words}" if words else text
+
+
 def _pattern_explained(f: _Failure) -> list[Problem] | None:
     if not f.schema.get("x-error"):
         return None
@@ -331,8 +337,8 @@ _MESSAGES: dict[str, Callable[[_Failure], list[Problem] | None]] = {
     "const": lambda f: f.at(
         f"{_show(f.value)} is not supported; the only value is {_show(f.expected)}"
     ),
-    "maximum": lambda f: f.at(f"{f.value} is above the maximum {f.expected}"),
-    "minimum": lambda f: f.at(f"{f.value} is below the minimum {f.expected}"),
+    "maximum": lambda f: f.at(_bound(f, f"{f.value} is above the maximum {f.expected}")),
+    "minimum": lambda f: f.at(_bound(f, f"{f.value} is below the minimum {f.expected}")),
     "exclusiveMinimum": lambda f: f.at(f"{f.value} must be greater than {f.expected}"),
     "minProperties": lambda f: f.at("needs at least one entry"),
     "minLength": lambda f: f.at("may not be empty"),

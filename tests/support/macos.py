@@ -27,7 +27,7 @@ from tests.support.sshfleet import TestHost
 STANDIN = Path(__file__).with_name("macstandin.py")
 TOOLS_DIR = Path("/opt/localai-macstandin/bin")
 TOOLS = ("launchctl", "plutil", "pmset", "sysctl", "sw_vers", "uname", "stat")
-TOOLS += ("xcode-select", "fdesetup")
+TOOLS += ("xcode-select", "fdesetup", "vm_stat")
 FAKE_DAEMONS = "fake-root/Library/LaunchDaemons"  # the tests' /Library/LaunchDaemons, per host
 
 

@@ -2,7 +2,8 @@
 """STAND-INS for Apple's tools, as strict as macOS, so that a Linux test host is a Mac to the tool.
 
 Installed root-owned in /opt/localai-macstandin/bin (tests/support/macos.py) as `launchctl`,
-`plutil`, `pmset`, `sysctl`, `sw_vers`, `uname`, `stat`, `xcode-select` and `fdesetup`
+`plutil`, `pmset`, `sysctl`, `sw_vers`, `uname`, `stat`, `xcode-select`, `fdesetup` and
+`vm_stat`
 (symlinks to this file; it dispatches on its name), first in the PATH of a test host's SSH
 sessions. `sudo` is NOT a stand-in: the tests use Debian's real sudo with exactly the sudoers
 line the tool tells the admin to add, so a command the tool runs as root that the line does
@@ -649,6 +650,29 @@ def fdesetup(args: list[str]) -> int:
     return 0
 
 
+def vm_stat(args: list[str]) -> int:
+    """`vm_stat` of an idle Apple silicon Mac: 16 KB pages, a quarter of the memory free and
+    a quarter inactive, the format of [e10] (each count ends with a period)."""
+    if args:
+        return 64  # INFERRED: the tool only ever runs it bare
+    total = int(load("settings.json", {}).get("hw.memsize", 16 * 1024**3)) // 16384
+    lines = [
+        ("Pages free", total // 4),
+        ("Pages active", total // 4),
+        ("Pages inactive", total // 4),
+        ("Pages speculative", total // 32),
+        ("Pages throttled", 0),
+        ("Pages wired down", total // 8),
+        ("Pages purgeable", total // 64),
+        ('"Translation faults"', 123456789),
+        ("Pages copy-on-write", 1234567),
+    ]
+    print("Mach Virtual Memory Statistics: (page size of 16384 bytes)")
+    for name, count in lines:
+        print(f"{name + ':':<40}{count:>13}.")
+    return 0
+
+
 TOOLS = {
     "launchctl": launchctl,
     "plutil": plutil,
@@ -659,6 +683,7 @@ TOOLS = {
     "stat": stat,
     "xcode-select": xcode_select,
     "fdesetup": fdesetup,
+    "vm_stat": vm_stat,
 }
 
 if __name__ == "__main__":

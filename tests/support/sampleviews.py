@@ -27,6 +27,7 @@ SAMPLE_VIEWS = (
         models_loaded=("mlx-community/Qwen3-8B-4bit",),
         latency_ms=11.8,
         memory_bytes=192 * 1024**3,
+        memory_available_bytes=120 * 1024**3,
         last_apply="2026-12-01T19:00:00Z",
         last_pull=PULL_OK,
         elapsed_ms=240.0,

@@ -51,6 +51,8 @@ SERVER = ServerStatus(
     pull_timer=PullTimer("cron", None, "*/15 * * * * localai"),
     warnings=("stale pull",),
     generation="4ba1fd2a4828",
+    memory_total_bytes=16 * 1024**3,
+    memory_available_bytes=7 * 1024**3,
 )
 SERVER_JSON = {
     "running": True,
@@ -68,6 +70,7 @@ SERVER_JSON = {
     "pull_timer": {"kind": "cron", "path": None, "definition": "*/15 * * * * localai"},
     "warnings": ["stale pull"],
     "generation": "4ba1fd2a4828",
+    "memory": {"total_bytes": 16 * 1024**3, "available_bytes": 7 * 1024**3},
     "bench": None,
     "bench_previous": None,
 }
@@ -344,11 +347,12 @@ def test_drift_line(r: HostResult, expected: str) -> None:
                 "12 ms",
                 "failed 2026-12-01T20:00:00Z",
                 "4ba1fd2a4828",
+                "7.0 of 16.0 GB",
             ),
         ),
         (
             result(S.UNREACHABLE, error=UNREACHABLE),
-            ("m1", "unreachable", "-", "-", "-", "-", "-", "-", "-", "-", "-"),
+            ("m1", "unreachable", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"),
         ),
     ],
 )
@@ -369,10 +373,11 @@ def test_status_row_of_a_stopped_server_without_packages() -> None:
             "latency_ms": {},
             "last_pull": None,
             "generation": None,
+            "memory_available_bytes": None,
         }
     )
     row = status_row(result(S.STOPPED, details=stopped))
-    assert row[2:] == ("-", "-", "10240", "not installed", "-", "none", "-", "-", "-")
+    assert row[2:] == ("-", "-", "10240", "not installed", "-", "none", "-", "-", "-", "-")
 
 
 def test_doctor_lines() -> None:

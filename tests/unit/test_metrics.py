@@ -48,6 +48,8 @@ def test_what_a_host_cannot_say_has_no_sample_rather_than_a_zero(scraped: Sample
     assert value(scraped, "models_latency_seconds", host="mini-03") is None  # stopped
     assert value(scraped, "host_memory_bytes", host="studio-01") == 192 * 1024**3
     assert value(scraped, "host_memory_bytes", host="mini-03") is None
+    assert value(scraped, "host_memory_available_bytes", host="studio-01") == 120 * 1024**3
+    assert value(scraped, "host_memory_available_bytes", host="studio-02") is None
     assert value(scraped, "models_loaded", host="studio-01") == 1.0
     assert value(scraped, "models_loaded", host="studio-02") is None  # the server cannot say
 
