@@ -27,6 +27,7 @@ from localai_provision.apply.install import (
     install_shim,
     package_commands,
     shim_files,
+    uv_bootstrap_command,
     venv_command,
 )
 from localai_provision.apply.pull_timer import cron_command
@@ -186,7 +187,25 @@ def test_a_failed_venv_build_says_why(exit_status: int, error: type, words: str)
 def test_a_venv_build_is_one_command() -> None:
     host = host_for()
     build_venv(host)
-    assert commands(host) == [venv_command("/usr/bin/python3", host.layout)]
+    assert commands(host) == [venv_command("/usr/bin/python3", host.layout, pip=False)]
+
+
+def test_a_venv_for_uv_has_no_pip_and_one_for_pip_has_it() -> None:
+    assert "-m venv --without-pip" in venv_command("/usr/bin/python3", LAYOUT, pip=False)
+    with_pip = venv_command("/usr/bin/python3", LAYOUT, pip=True)
+    assert "--without-pip" not in with_pip and "-m pip --version" in with_pip
+    host = host_for(spec_with(extra="    installer: pip\n"))
+    build_venv(host)
+    assert commands(host) == [venv_command("/usr/bin/python3", host.layout, pip=True)]
+
+
+def test_uv_is_bootstrapped_by_the_pip_wheel_the_hosts_python_carries_else_by_ensurepip() -> None:
+    command = uv_bootstrap_command("/usr/bin/python3", LAYOUT, ["--no-index"])
+    from_wheel = command.index('"$w/pip" install')
+    ensurepip = command.index("-m ensurepip --default-pip")
+    assert "_WHEEL_PKG_DIR" in command and "_bundled" in command
+    assert from_wheel < ensurepip < command.index("-m pip install")
+    assert command.count("--target /tmp/rec/home/.localai/tools") == 2
 
 
 # --- uv -------------------------------------------------------------------------------------
