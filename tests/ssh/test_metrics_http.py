@@ -15,9 +15,15 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import CAN_SSH
 from tests.support import hostprep
 from tests.support.lab import Lab
 from tests.unit.test_metrics import Samples, samples, value
+
+pytestmark = [
+    pytest.mark.ssh,
+    pytest.mark.skipif(not CAN_SSH, reason="needs root and openssh-server"),
+]
 
 LIFETIME_S = 120  # --exit-after: the server ends by itself even if the test dies
 

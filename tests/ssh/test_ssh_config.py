@@ -6,10 +6,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import yaml
 
+from tests.conftest import CAN_SSH
 from tests.support.lab import Lab
 from tests.support.sshfleet import TestHost
+
+pytestmark = [
+    pytest.mark.ssh,
+    pytest.mark.skipif(not CAN_SSH, reason="needs root and openssh-server"),
+]
 
 
 def ssh_config(lab: Lab, jump: TestHost, target: TestHost, proxyjump: str = "jumpbox") -> str:

@@ -6,8 +6,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
+from tests.conftest import CAN_SSH
 from tests.support import hostprep
 from tests.support.lab import Lab
+
+pytestmark = [
+    pytest.mark.ssh,
+    pytest.mark.skipif(not CAN_SSH, reason="needs root and openssh-server"),
+]
 
 
 def test_status_html_writes_a_page_with_each_host_and_keeps_the_table(lab: Lab) -> None:
