@@ -34,3 +34,13 @@ def test_ruff(argv: tuple[str, ...]) -> None:
 def test_mypy_strict_on_the_package() -> None:
     result = _run(sys.executable, "-m", "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_no_two_test_files_share_a_name() -> None:
+    """Test folders are not packages: pytest imports each test file by its name, and a second
+    file of the same name fails the whole run at collection (tests/ssh/test_bench.py and
+    tests/unit/test_bench.py did)."""
+    names: dict[str, list[str]] = {}
+    for path in sorted((REPO / "tests").rglob("test_*.py")):
+        names.setdefault(path.name, []).append(str(path.relative_to(REPO)))
+    assert {n: p for n, p in names.items() if len(p) > 1} == {}

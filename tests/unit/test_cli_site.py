@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from localai_provision.cli import Output, main
+from tests.support.examples import examples
 
 REPO = Path(__file__).resolve().parents[2]
 LAB = str(REPO / "playbooks" / "lab.yaml")
@@ -124,7 +125,9 @@ def test_module_and_console_script_work_from_anywhere(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(st.text(max_size=300))
 def test_no_input_whatever_gives_a_traceback(tmp_path: Path, text: str) -> None:
@@ -136,7 +139,9 @@ def test_no_input_whatever_gives_a_traceback(tmp_path: Path, text: str) -> None:
 
 
 @settings(
-    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=examples(200),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(
     st.recursive(

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from localai_provision import shell
+from tests.support.examples import examples
 from tests.support.reliability import count_example
 
 # Each value fed through a builder counts as a hostile input tried (bench/faults.py).
@@ -59,7 +60,7 @@ def run_sh(command: str) -> list[str]:
     return out.decode("utf-8", "surrogateescape").split("\0")[:-1]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(st.lists(hostile, min_size=1, max_size=5))
 def test_join_delivers_each_value_as_one_literal_argument(args: list[str]) -> None:
     command = shell.join(["printf", "%s\\0", *args])
@@ -68,7 +69,7 @@ def test_join_delivers_each_value_as_one_literal_argument(args: list[str]) -> No
         count_example("test_join_delivers_each_value_as_one_literal_argument")
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(hostile)
 def test_path_word_expands_only_a_leading_home(value: str) -> None:
     path = "~/" + value
@@ -82,7 +83,7 @@ def test_path_word_expands_only_a_leading_home(value: str) -> None:
     count_example("test_path_word_expands_only_a_leading_home")
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(hostile, hostile)
 def test_environment_assignments_stay_literal(name_value: str, other: str) -> None:
     command = f"X={shell.quote(name_value)} Y={shell.quote(other)} " + shell.join(

@@ -37,6 +37,7 @@ from localai_provision.plan import plan, plan_warnings
 from localai_provision.site import HostSpec, Site, parse_site
 from localai_provision.site.schema import load_schema, validator
 from localai_provision.site.yamlread import MAX_NODES
+from tests.support.examples import examples
 from tests.support.reliability import count_example
 from tests.unit.test_facts_parse import linux_doc, macos_doc
 
@@ -88,7 +89,7 @@ def test_the_schema_walk_finds_the_patterns() -> None:
     assert len(PATTERNS) >= 15  # names, address, user, paths, packages, urls, models...
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(st.sampled_from(PATTERNS).flatmap(lambda p: st.tuples(st.just(p), st.from_regex(p))))
 def test_every_pattern_of_the_schema_refuses_a_trailing_newline(case: tuple[str, str]) -> None:
     # Python's `$` matches before a final newline: with re.search, `^[a-z]+$` took "abc\n".
@@ -435,7 +436,7 @@ FREE_TEXT = [
 ]
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.sampled_from(FREE_TEXT),
     st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=8),
@@ -720,7 +721,7 @@ def hostile_sites(draw: st.DrawFn) -> str:
     return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(hostile_sites())
 def test_every_file_that_validates_plans_without_an_internal_error(text: str) -> None:
     # plan is pure: the facts are the recorded Linux and macOS hosts. A file either is
@@ -752,7 +753,7 @@ def _plans(site: Site) -> None:
             plan_warnings(spec, facts)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.sampled_from(["MLX_OMNI_MODEL_CACHE_SIZE", "MLX_OMNI_MODEL_CACHE_TTL"]),
     st.one_of(numberish, hostile_scalars),

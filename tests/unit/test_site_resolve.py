@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from localai_provision.errors import UsageError
 from localai_provision.site import load_site, parse_site, select_hosts
 from localai_provision.site.schema import check_schema, load_schema
+from tests.support.examples import examples
 
 REPO = Path(__file__).resolve().parents[2]
 # The server pin every site needs (the loader refuses a site without one).
@@ -260,14 +261,14 @@ def sites(draw: st.DrawFn) -> dict[str, object]:
     return {"version": 1, "defaults": defaults, "groups": groups, "hosts": hosts}
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=examples(200), deadline=None)
 @given(st.sampled_from(DRAWN_AS).flatmap(lambda p: st.tuples(st.just(p[1]), p[0])))
 def test_the_property_draws_only_strings_of_its_regexes(case: tuple[str, str]) -> None:
     pattern, value = case
     assert re.fullmatch(pattern, value), (pattern, value)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sites())
 def test_every_accepted_file_resolves(data: dict[str, object]) -> None:
     import json
