@@ -23,6 +23,7 @@ from localai_provision.site.model import (
     ModelSpec,
     PackageIndex,
     PullSettings,
+    ServerLogSettings,
     ServerSettings,
     Site,
     TransferSettings,
@@ -130,6 +131,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         verify=_verify(s.get("verify", {})),
         pull=PullSettings(**s.get("pull", {})),
         generations=GenerationSettings(**s.get("generations", {})),
+        server_log=_server_log(s.get("server_log", {})),
     )
 
 
@@ -193,4 +195,11 @@ def _verify(verify: dict[str, Any]) -> VerifySettings:
     return VerifySettings(
         endpoints=tuple(verify.get("endpoints", VerifySettings.endpoints)),
         timeout_s=float(verify.get("timeout_s", VerifySettings.timeout_s)),
+    )
+
+
+def _server_log(server_log: dict[str, Any]) -> ServerLogSettings:
+    return ServerLogSettings(
+        max_mb=float(server_log.get("max_mb", ServerLogSettings.max_mb)),
+        keep=int(server_log.get("keep", ServerLogSettings.keep)),
     )
