@@ -55,6 +55,27 @@ class PullTimer:
 
 
 @dataclass(frozen=True)
+class ServerLog:
+    """The server's log on the host: its size, the rotated files' total, and its last lines
+    when the server has crashed (empty otherwise)."""
+
+    path: str
+    size_bytes: int | None  # None: no log yet
+    rotated_files: int
+    rotated_bytes: int
+    crash_tail: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "rotated_files": self.rotated_files,
+            "rotated_bytes": self.rotated_bytes,
+            "crash_tail": list(self.crash_tail),
+        }
+
+
+@dataclass(frozen=True)
 class ServerStatus:
     """`localai status`: the live state of one host's server."""
 
@@ -76,6 +97,8 @@ class ServerStatus:
     pull_timer: PullTimer | None
     warnings: tuple[str, ...]
     generation: str | None = None  # the package set's generation the host serves
+    models_loading: tuple[str, ...] = ()  # being loaded right now (the shim says)
+    log: ServerLog | None = None
 
     @property
     def server_version(self) -> str | None:
@@ -98,6 +121,8 @@ class ServerStatus:
             "pull_timer": self.pull_timer.as_json() if self.pull_timer else None,
             "warnings": list(self.warnings),
             "generation": self.generation,
+            "models_loading": list(self.models_loading),
+            "log": self.log.as_json() if self.log else None,
         }
 
 

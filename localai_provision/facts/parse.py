@@ -42,6 +42,7 @@ from localai_provision.facts.parse_mac import (
     parse_sw_vers,
     parse_sysctl,
 )
+from localai_provision.facts.parse_server import parse_loaded_models, parse_server_log
 from localai_provision.site.model import ModelSpec, canonical_package_name
 
 __all__ = [  # the Mac's parsers, re-exported: callers import every parser from here
@@ -490,4 +491,6 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
         pull_report=parse_pull_report(doc.get("pull_report")),
         pull_timer=parse_pull_timer(doc.get("pull_timer")),
         generations=parse_generations(doc.get("generations"), venv.usable and venv.owned),
+        server_log=parse_server_log(doc.get("server_log")),
+        loaded_models=parse_loaded_models(doc.get("loaded_models")),
     )
