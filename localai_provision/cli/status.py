@@ -89,13 +89,14 @@ def size_text(n: int) -> str:
 
 
 def log_text(log: ServerLog | None) -> str:
-    """`12.0 MiB (+3 rotated, 150.0 MiB)`: the log's size and what its rotation keeps."""
+    """`/p/logs/server.log 12.0 MiB (+3 rotated, 150.0 MiB)`: where the log is, its size
+    and what its rotation keeps."""
     if log is None:
         return "-"
     text = "none" if log.size_bytes is None else size_text(log.size_bytes)
     if log.rotated_files:
         text += f" (+{log.rotated_files} rotated, {size_text(log.rotated_bytes)})"
-    return text
+    return f"{log.path} {text}"
 
 
 def print_crash_tails(io: Output, results: Sequence[HostResult]) -> None:

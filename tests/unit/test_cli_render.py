@@ -385,7 +385,7 @@ def test_status_shows_loaded_and_loading_models_and_the_log_size_with_its_rotate
     )
     row = status_row(result(S.RUNNING, details=serving))
     assert row[7] == "org/a (loading: org/b)"
-    assert row[-1] == "3.0 MiB (+2 rotated, 100.0 MiB)"
+    assert row[-1] == "/p/logs/server.log 3.0 MiB (+2 rotated, 100.0 MiB)"
     assert host_json(result(S.RUNNING, details=serving), "details")["log"] == {
         "path": "/p/logs/server.log",
         "size_bytes": 3 * 1024 * 1024,
