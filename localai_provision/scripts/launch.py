@@ -30,7 +30,12 @@ for folder in paths["dirs"]:
 rotation = localai_log_settings(env)
 if rotation is not None and rotation[0] == paths["server_log"]:
     # Before each start: a server that keeps crashing cannot grow the log past its limit.
-    localai_rotate_if_large(*rotation)
+    # A log that cannot be rotated (a full disk) is appended to, as before: never a reason
+    # not to start the server.
+    try:
+        localai_rotate_if_large(*rotation)
+    except OSError as exc:
+        print("localai: could not rotate %s: %s" % (rotation[0], exc), file=sys.stderr)
 log = open(paths["server_log"], "ab")
 log.write(b"\n--- localai: starting the server ---\n")
 log.flush()
