@@ -184,14 +184,58 @@ class _LoadedModels:
 
 
 def _write_loaded(path, loaded, loading):
-    """Atomically (a temporary file, then a rename): a reader never sees half a file."""
-    data = {"pid": os.getpid(), "updated": time.time(), "loaded": loaded, "loading": loading}
+    """Atomically (a temporary file, then a rename): a reader never sees half a file. With
+    `--workers N` each worker process has a model cache of its own: a worker (a process the
+    server started, _first_process) merges its part in under a lock, so that the file names
+    the server's pid and the union of the live workers' models."""
     try:
-        _write_json(path, data)
+        server = int(os.environ.get("LOCALAI_SERVER_PID") or 0)
+        if server in (0, os.getpid()):
+            data = {"pid": os.getpid(), "updated": time.time(), "loaded": loaded}
+            data["loading"] = loading
+            _write_json(path, data)
+        else:
+            _merge_worker(path, server, loaded, loading)
         return True
-    except OSError as exc:
+    except (OSError, ValueError) as exc:
         _warn("cannot write %s: %s" % (path, exc))
         return False
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        pass  # another user's process: alive
+    return True
+
+
+def _merge_worker(path, server, loaded, loading):
+    import fcntl
+    import json
+
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    with open(path + ".lock", "a") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # released when closed
+        try:
+            with open(path) as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            data = {}
+        workers = data.get("workers") if isinstance(data, dict) else None
+        if not isinstance(workers, dict) or data.get("pid") != server:
+            workers = {}  # a file of an earlier server
+        workers[str(os.getpid())] = {"loaded": loaded, "loading": loading}
+        workers = {k: v for k, v in workers.items() if k.isdigit() and _alive(int(k))}
+        models = {m for w in workers.values() for m in w.get("loaded", [])}
+        waiting = {m for w in workers.values() for m in w.get("loading", [])} - models
+        data = {"pid": server, "updated": time.time(), "loaded": sorted(models)}
+        data.update(loading=sorted(waiting), workers=workers)
+        _write_json(path, data)
 
 
 def _write_json(path, data):

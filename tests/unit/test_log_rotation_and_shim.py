@@ -263,3 +263,36 @@ def test_without_the_variable_the_shim_publishes_nothing(
     namespace["_patch_wrapper_cache"](mod)
     assert mod.wrapper_cache.get_wrapper == original  # type: ignore[attr-defined]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_worker_process_merges_its_models_into_the_servers_file_and_drops_dead_workers(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`--workers N`: each worker has its own cache; the file names the server's pid (here
+    this test's parent, alive) and the union of the live workers' models."""
+    path = tmp_path / "loaded-models.json"
+    server = os.getppid()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = dead.stdout.strip()
+    path.write_text(
+        json.dumps(
+            {
+                "pid": server,
+                "loaded": ["org/old"],
+                "loading": [],
+                "workers": {dead_pid: {"loaded": ["org/old"], "loading": []}},
+            }
+        )
+    )
+    monkeypatch.setenv("LOCALAI_SERVER_PID", str(server))
+    mod = wrapper_cache_module(max_size=3)
+    shim(monkeypatch, path)["_patch_wrapper_cache"](mod)
+    mod.wrapper_cache.get_wrapper("org/a")  # type: ignore[attr-defined]
+    data = published(path)
+    assert (data["pid"], data["loaded"], data["loading"]) == (server, ["org/a"], [])
+    assert data["workers"] == {str(os.getpid()): {"loaded": ["org/a"], "loading": []}}
