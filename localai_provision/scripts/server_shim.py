@@ -172,15 +172,18 @@ class _LoadedModels:
         self.publish()
 
     def publish(self):
-        loaded = self._loaded()
-        if loaded is None:
-            return
-        with self._lock:
-            loading = sorted(m for m in self._loading if m not in loaded)
-            if (loaded, loading) == self._last:
+        try:
+            loaded = self._loaded()
+            if loaded is None:
                 return
-            if _write_loaded(self._path, loaded, loading):
-                self._last = (loaded, loading)
+            with self._lock:
+                loading = sorted(m for m in self._loading if m not in loaded)
+                if (loaded, loading) == self._last:
+                    return
+                if _write_loaded(self._path, loaded, loading):
+                    self._last = (loaded, loading)
+        except Exception as exc:  # never fail the server's request for it
+            _warn("publishing the loaded models: %r" % (exc,))
 
 
 def _write_loaded(path, loaded, loading):
@@ -197,8 +200,8 @@ def _write_loaded(path, loaded, loading):
         else:
             _merge_worker(path, server, loaded, loading)
         return True
-    except (OSError, ValueError) as exc:
-        _warn("cannot write %s: %s" % (path, exc))
+    except Exception as exc:  # a full disk, a damaged file of a worker: said, never raised
+        _warn("cannot write %s: %r" % (path, exc))
         return False
 
 
@@ -231,8 +234,10 @@ def _merge_worker(path, server, loaded, loading):
             workers = {}  # a file of an earlier server
         workers[str(os.getpid())] = {"loaded": loaded, "loading": loading}
         workers = {k: v for k, v in workers.items() if k.isdigit() and _alive(int(k))}
-        models = {m for w in workers.values() for m in w.get("loaded", [])}
-        waiting = {m for w in workers.values() for m in w.get("loading", [])} - models
+        parts = [w for w in workers.values() if isinstance(w, dict)]
+        models = {m for w in parts for m in w.get("loaded") or [] if isinstance(m, str)}
+        waiting = {m for w in parts for m in w.get("loading") or [] if isinstance(m, str)}
+        waiting -= models
         data = {"pid": server, "updated": time.time(), "loaded": sorted(models)}
         data.update(loading=sorted(waiting), workers=workers)
         _write_json(path, data)
