@@ -11,7 +11,8 @@ Everything the tool owns sits under the host's `prefix` (default ~/.localai):
     prefix/state.json     what the last successful apply did, and when
     prefix/lock           held while an apply runs
     prefix/run/server.pid the `process` service's pid file
-    prefix/logs/server.log
+    prefix/logs/server.log  the server's output, rotated by size (server.log.1, ...)
+    prefix/state/loaded-models.json  the models the server has loaded (the shim writes it)
     prefix/state/pull-report.json  what the last pull (`apply --local`) did (docs/pull.md)
     prefix/logs/pull.log  the output of the last run of the pull timer
 """
@@ -190,6 +191,11 @@ class Layout:
         return posixpath.join(self.state_dir, PULL_REPORT)
 
     @property
+    def loaded_models(self) -> str:
+        """Which models the server has loaded: written by the start-up shim (LOADED_MODELS_ENV)."""
+        return posixpath.join(self.state_dir, "loaded-models.json")
+
+    @property
     def pull_cron_marker(self) -> str:
         """Present while the tool's crontab entry is installed: only then (or when the site
         declares a timer) do facts run `crontab -l`, which costs a process per host."""
@@ -217,6 +223,8 @@ def relative_layout() -> dict[str, str]:
         "pid_file": rel.pid_file,
         "pull_report": rel.pull_report,
         "pull_cron_marker": rel.pull_cron_marker,
+        "server_log": rel.server_log,
+        "loaded_models": rel.loaded_models,
         "owned_marker": OWNED_MARKER,
         "complete_marker": COMPLETE_MARKER,
     }
@@ -257,6 +265,7 @@ def server_config(spec: HostSpec, layout: Layout, hf_home: str) -> dict[str, Any
         prewarmed = sum(1 for m in spec.models if m.prewarm)
         env["MLX_OMNI_MODEL_CACHE_TTL"] = "0"
         env["MLX_OMNI_MODEL_CACHE_SIZE"] = str(max(3, prewarmed))
+    env.update(server_log_env(spec, layout))
     env.update(server.env)  # the site's own values win
     config: dict[str, Any] = {"argv": argv, "env": env}
     if spec.macos.gpu_wired_limit_mb is not None:
@@ -264,6 +273,24 @@ def server_config(spec: HostSpec, layout: Layout, hf_home: str) -> dict[str, Any
         # in the hash), and at boot the launchd job waits for it (scripts/launchd_exec.py).
         config["wired_limit_mb"] = spec.macos.gpu_wired_limit_mb
     return config
+
+
+# Read by the launchers and the start-up shim (scripts/logrotate.py, scripts/server_shim.py).
+LOG_PATH_ENV = "LOCALAI_LOG_PATH"
+LOG_MAX_BYTES_ENV = "LOCALAI_LOG_MAX_BYTES"
+LOG_KEEP_ENV = "LOCALAI_LOG_KEEP"
+LOADED_MODELS_ENV = "LOCALAI_LOADED_MODELS"
+
+
+def server_log_env(spec: HostSpec, layout: Layout) -> dict[str, str]:
+    """The log's rotation (docs/site-format.md `server_log`) and where the shim publishes the
+    loaded models: in the server's environment, so a change is a change of its configuration."""
+    return {
+        LOG_PATH_ENV: layout.server_log,
+        LOG_MAX_BYTES_ENV: str(spec.server_log.max_bytes),
+        LOG_KEEP_ENV: str(spec.server_log.keep),
+        LOADED_MODELS_ENV: layout.loaded_models,
+    }
 
 
 def config_hash(config: dict[str, Any]) -> str:

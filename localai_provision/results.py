@@ -58,6 +58,27 @@ class PullTimer:
 
 
 @dataclass(frozen=True)
+class ServerLog:
+    """The server's log on the host: its size, the rotated files' total, and its last lines
+    when the server has crashed (empty otherwise)."""
+
+    path: str
+    size_bytes: int | None  # None: no log yet
+    rotated_files: int
+    rotated_bytes: int
+    crash_tail: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "size_bytes": self.size_bytes,
+            "rotated_files": self.rotated_files,
+            "rotated_bytes": self.rotated_bytes,
+            "crash_tail": list(self.crash_tail),
+        }
+
+
+@dataclass(frozen=True)
 class ServerStatus:
     """`localai status`: the live state of one host's server."""
 
@@ -84,6 +105,8 @@ class ServerStatus:
     # `verify.bench`: the figures the last apply recorded, and those they replaced.
     bench: BenchRecord | None = None
     bench_previous: BenchRecord | None = None
+    models_loading: tuple[str, ...] = ()  # being loaded right now (the shim says)
+    log: ServerLog | None = None
 
     @property
     def server_version(self) -> str | None:
@@ -112,6 +135,8 @@ class ServerStatus:
             },
             "bench": self.bench.as_json() if self.bench else None,
             "bench_previous": self.bench_previous.as_json() if self.bench_previous else None,
+            "models_loading": list(self.models_loading),
+            "log": self.log.as_json() if self.log else None,
         }
 
 

@@ -8,12 +8,12 @@ from localai_provision.benchresults import BenchRecord
 from localai_provision.connectors.base import connector_for
 from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.facts.gather import gather
-from localai_provision.facts.model import Facts
+from localai_provision.facts.model import Facts, LoadedModels
 from localai_provision.fleet import ConnectorFactory, Fleet, HostResult
 from localai_provision.lock import lock_for
 from localai_provision.model_sizes import source_sizes
 from localai_provision.plan import desired_packages, layout_for, plan, pull_warnings
-from localai_provision.results import HostStatus, PullTimer, ServerStatus, StopReport
+from localai_provision.results import HostStatus, PullTimer, ServerLog, ServerStatus, StopReport
 from localai_provision.services.base import service_manager_for
 from localai_provision.site.model import HostSpec
 
@@ -46,6 +46,8 @@ def describe(spec: HostSpec, facts: Facts) -> ServerStatus:
         memory_available_bytes=facts.memory.available_bytes,
         bench=BenchRecord.from_json((facts.state or {}).get("bench")),
         bench_previous=BenchRecord.from_json((facts.state or {}).get("bench_previous")),
+        models_loading=_loading_models(facts),
+        log=_server_log(facts),
     )
 
 
@@ -57,7 +59,21 @@ def _pull_timer(facts: Facts) -> PullTimer | None:
     return PullTimer(kind=timer.kind, path=timer.path, definition=timer.definition)
 
 
+def _published_models(facts: Facts) -> LoadedModels | None:
+    """The shim's loaded-models file, if the server running now wrote it."""
+    published = facts.loaded_models
+    process = facts.service.process
+    if published is None or process is None or not facts.service.running:
+        return None
+    return published if published.current(process.pid) else None
+
+
 def _loaded_models(facts: Facts) -> tuple[str, ...] | None:
+    """What the start-up shim publishes (mlx-omni-server 0.5.1 has no route for it), else
+    GET /v1/cache of later releases; None when the server cannot say."""
+    published = _published_models(facts)
+    if published is not None:
+        return published.loaded
     cache = facts.endpoint("/v1/cache")
     if cache is None or not cache.ok or not isinstance(cache.body, dict):
         return None
@@ -67,6 +83,33 @@ def _loaded_models(facts: Facts) -> tuple[str, ...] | None:
             str(m.get("model_id", m.get("id", m))) if isinstance(m, dict) else str(m)
             for m in models
         )
+    )
+
+
+def _loading_models(facts: Facts) -> tuple[str, ...]:
+    published = _published_models(facts)
+    return published.loading if published is not None else ()
+
+
+def crashed(facts: Facts) -> bool:
+    """The server is down but should run: launchd says its job's process ended badly, or
+    the process service's pid file names a process that is gone."""
+    service = facts.service
+    if service.launchd is not None:
+        return service.launchd.crashed
+    return service.pid is not None and not service.running
+
+
+def _server_log(facts: Facts) -> ServerLog | None:
+    log = facts.server_log
+    if log is None:
+        return None
+    return ServerLog(
+        path=log.path,
+        size_bytes=log.size_bytes,
+        rotated_files=log.rotated_files,
+        rotated_bytes=log.rotated_bytes,
+        crash_tail=log.tail if crashed(facts) else (),
     )
 
 

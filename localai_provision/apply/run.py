@@ -176,7 +176,7 @@ def _prune_models(fleet: Fleet, host: HostContext, by_kind: ByKind) -> None:
     if not doomed:
         return
     _step(fleet, host, "models", "removing undeclared models")
-    result = prune_models(host, doomed, None)
+    result = prune_models(host, doomed, host.layout.loaded_models)
     host.log.steps.append({"step": "models-prune", **result})
     host.log.warnings += [
         f"{name} not removed: {why}" for name, why in result.get("skipped", {}).items()

@@ -8,9 +8,22 @@ from collections.abc import Sequence
 
 from localai_provision.cli.exits import EXIT_ERROR, EXIT_OK
 from localai_provision.cli.hostjson import host_json
-from localai_provision.cli.render import Output, duration, print_errors, print_warnings, table
+from localai_provision.cli.render import (
+    Output,
+    clean,
+    duration,
+    print_errors,
+    print_warnings,
+    table,
+)
 from localai_provision.fleet import HostResult
-from localai_provision.results import DoctorReport, HostStatus, ServerStatus, StopReport
+from localai_provision.results import (
+    DoctorReport,
+    HostStatus,
+    ServerLog,
+    ServerStatus,
+    StopReport,
+)
 from localai_provision.site import load_site, select_hosts
 from localai_provision.site.model import HostSpec
 
@@ -27,6 +40,7 @@ STATUS_HEADER = (
     "LAST PULL",
     "GENERATION",
     "MEMORY FREE",
+    "LOG",
 )
 
 
@@ -39,7 +53,7 @@ def status_row(r: HostResult) -> tuple[str, ...]:
     """One host's row of the status table."""
     d = r.details
     if r.failed or not isinstance(d, ServerStatus):
-        return (r.name, r.status, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-")
+        return (r.name, r.status, *("-",) * (len(STATUS_HEADER) - 2))
     version = d.server_version
     loaded = d.models_loaded
     latency = d.latency_ms.get("/v1/models")
@@ -52,11 +66,12 @@ def status_row(r: HostResult) -> tuple[str, ...]:
         str(d.port),
         f"mlx-omni-server {version}" if version else "not installed",
         ", ".join(d.models_listed) or "-",
-        "n/a" if loaded is None else (", ".join(loaded) or "none"),
+        _loaded_text(loaded, d.models_loading),
         f"{latency:.0f} ms" if latency is not None else "-",
         f"{last_pull.result} {last_pull.finished_at}" if last_pull else "-",
         d.generation or "-",
         _memory(d),
+        log_text(d.log),
     )
 
 
@@ -66,6 +81,43 @@ def _memory(d: ServerStatus) -> str:
     if total is None or free is None:
         return "-"
     return f"{free / 1024**3:.1f} of {total / 1024**3:.1f} GB"
+
+
+def _loaded_text(loaded: tuple[str, ...] | None, loading: tuple[str, ...]) -> str:
+    if loaded is None:
+        return "n/a"
+    text = ", ".join(loaded) or "none"
+    return text + (f" (loading: {', '.join(loading)})" if loading else "")
+
+
+def size_text(n: int) -> str:
+    """Bytes as the log sizes are set (MiB), or KiB/B when small."""
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def log_text(log: ServerLog | None) -> str:
+    """`/p/logs/server.log 12.0 MiB (+3 rotated, 150.0 MiB)`: where the log is, its size
+    and what its rotation keeps."""
+    if log is None:
+        return "-"
+    text = "none" if log.size_bytes is None else size_text(log.size_bytes)
+    if log.rotated_files:
+        text += f" (+{log.rotated_files} rotated, {size_text(log.rotated_bytes)})"
+    return f"{log.path} {text}"
+
+
+def print_crash_tails(io: Output, results: Sequence[HostResult]) -> None:
+    """The last lines of each crashed server's log: why it does not stay up."""
+    for r in results:
+        log = r.details.log if isinstance(r.details, ServerStatus) else None
+        if log is None or not log.crash_tail:
+            continue
+        io.line(f"{r.name}: the server has crashed; the last lines of {log.path}:")
+        for line in log.crash_tail:
+            io.line("  " + clean(line, one_line=True))
 
 
 def cmd_status(args: argparse.Namespace, io: Output) -> int:
@@ -81,6 +133,7 @@ def cmd_status(args: argparse.Namespace, io: Output) -> int:
         details_json(io, results)
         return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK
     table(io, [STATUS_HEADER, *(status_row(r) for r in results)])
+    print_crash_tails(io, results)
     print_warnings(io, results)
     print_errors(io, results)
     return EXIT_ERROR if any(r.failed for r in results) else EXIT_OK

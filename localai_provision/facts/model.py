@@ -277,6 +277,9 @@ class Facts:
     generations: GenerationsFacts = field(default_factory=GenerationsFacts)
     memory: MemoryFacts = field(default_factory=lambda: MemoryFacts(None, None))
     cache: CacheFacts = field(default_factory=CacheFacts)
+    server_log: ServerLogFacts | None = None
+    # None: no file (a server without the shim, or one that never wrote it).
+    loaded_models: LoadedModels | None = None
 
     def endpoint(self, path: str) -> EndpointFacts | None:
         return next((e for e in self.endpoints if e.path == path), None)
@@ -288,3 +291,34 @@ class Facts:
         if listing is None or not listing.ok:
             return None
         return set(listing.model_ids)
+
+
+# --- the server's log and its loaded models (issue 17) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ServerLogFacts:
+    """PREFIX/logs/server.log and the files its rotation kept (server.log.1, .2, ...)."""
+
+    path: str
+    size_bytes: int | None  # None: there is no log yet
+    rotated_files: int = 0
+    rotated_bytes: int = 0
+    # The log's last lines, read only when the server is not running (a crash says why there).
+    tail: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadedModels:
+    """PREFIX/state/loaded-models.json, which the start-up shim in the server (and the tests'
+    stand-in server) rewrites whenever the set of loaded models changes. A file left by a
+    server that has since died is stale: ``current`` tells."""
+
+    pid: int | None  # the server process that wrote it
+    loaded: tuple[str, ...]
+    loading: tuple[str, ...]  # being loaded right now (a request is waiting for them)
+    updated: float | None  # epoch seconds, the host's clock
+
+    def current(self, server_pid: int | None) -> bool:
+        """Was it written by the server running now (pid ``server_pid``)?"""
+        return server_pid is not None and self.pid == server_pid

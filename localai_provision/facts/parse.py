@@ -44,6 +44,7 @@ from localai_provision.facts.parse_mac import (
     parse_sw_vers,
     parse_sysctl,
 )
+from localai_provision.facts.parse_server import parse_loaded_models, parse_server_log
 from localai_provision.site.model import ModelSpec, canonical_package_name
 
 __all__ = [  # the Mac's parsers, re-exported: callers import every parser from here
@@ -499,4 +500,6 @@ def parse_facts(host: str, output: str, models: Sequence[ModelSpec]) -> Facts:
             mac.wired_limit_mb if mac else None,
         ),
         cache=parse_cache(doc.get("cache")),
+        server_log=parse_server_log(doc.get("server_log")),
+        loaded_models=parse_loaded_models(doc.get("loaded_models")),
     )

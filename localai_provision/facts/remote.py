@@ -350,6 +350,28 @@ def model_section(hub, entry, marker):
     return info
 
 
+def server_log_section(path, alive):
+    """The size of server.log and of each server.log.N (one listing, a stat each), and the
+    log's last 4 KiB when the server is not running: a crash says why there."""
+    folder, base = os.path.split(path)
+    sizes = {}
+    for name in listdir(folder) or []:
+        if name == base or (name.startswith(base + ".") and name[len(base) + 1 :].isdigit()):
+            try:
+                size = os.stat(os.path.join(folder, name)).st_size
+            except OSError:
+                continue
+            sizes[name] = size
+    info = {"path": path, "sizes": sizes}
+    if not alive and sizes.get(base):
+        start = max(0, sizes[base] - 4096)
+        with open(path, "rb") as f:
+            f.seek(start)
+            info["tail"] = f.read(4096).decode("utf-8", "replace")
+        info["tail_from"] = start
+    return info
+
+
 def main():
     started = time.perf_counter()
     cfg = json_loads(sys.argv[1])
@@ -392,6 +414,9 @@ def main():
     if cfg.get("macos_settings") and is_mac:
         section("macos_settings", macos_settings_section, cfg, out.get("mac"))
     section("service", service_section, cfg, paths["pid_file"], out.get("launchd"))
+    alive = ((out.get("service") or {}).get("process") or {}).get("alive")
+    section("server_log", server_log_section, paths["server_log"], bool(alive))
+    out["loaded_models"] = read_text(paths["loaded_models"], 65536)
     out["pull_report"] = read_text(paths["pull_report"], 65536)
     if cfg.get("pull"):
         section("pull_timer", pull_timer_section, cfg, paths["pull_cron_marker"], is_mac)

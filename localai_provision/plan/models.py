@@ -35,6 +35,7 @@ def prune_model_changes(spec: HostSpec, facts: Facts) -> list[Change]:
     if not spec.models_prune or not cache.owned:
         return []  # plan_warnings says why nothing is removed
     listed = facts.listed_models or set()
+    busy = loading(facts)
     changes = [
         Change(
             spec.name,
@@ -47,7 +48,7 @@ def prune_model_changes(spec: HostSpec, facts: Facts) -> list[Change]:
             f"{model.id} is in the cache but not in the site (models_prune: true)",
         )
         for model in cache.undeclared
-        if not model.link
+        if not model.link and model.id not in busy
     ]
     for folder in cache.leftovers:
         changes.append(
@@ -89,6 +90,17 @@ def prune_model_changes(spec: HostSpec, facts: Facts) -> list[Change]:
     return changes
 
 
+def loading(facts: Facts) -> set[str]:
+    """Models the running server is loading right now, as the start-up shim publishes them:
+    removing a model's files under its load would fail that request half way."""
+    published = facts.loaded_models
+    process = facts.service.process
+    pid = process.pid if process is not None and process.alive else None
+    if published is None or not published.current(pid):
+        return set()
+    return set(published.loading)
+
+
 def _stale_words(snapshots: tuple[str, ...], blobs: dict[str, int]) -> str:
     parts = []
     if snapshots:
@@ -101,9 +113,9 @@ def _stale_words(snapshots: tuple[str, ...], blobs: dict[str, int]) -> str:
 def cache_warnings(spec: HostSpec, facts: Facts) -> list[str]:
     """Models in the cache that the site does not declare, when apply will not remove them."""
     cache = facts.cache
-    undeclared = [
-        m for m in cache.undeclared if not (spec.models_prune and cache.owned and not m.link)
-    ]
+    pruned = spec.models_prune and cache.owned
+    busy = loading(facts)
+    undeclared = [m for m in cache.undeclared if not (pruned and not m.link and m.id not in busy)]
     if not undeclared:
         return []
     listed = facts.listed_models or set()
@@ -123,7 +135,14 @@ def cache_warnings(spec: HostSpec, facts: Facts) -> list[str]:
             f"a folder of the site's own, or give this one to the site: "
             f"touch {facts.hf_home}/hub/{CACHE_MARKER} on the host"
         ]
+    warnings = []
     links = [m.id for m in undeclared if m.link]
-    return (
-        [f"{', '.join(links)}: a symbolic link in the model cache, never removed"] if links else []
-    )
+    if links:
+        warnings.append(f"{', '.join(links)}: a symbolic link in the model cache, never removed")
+    loading_now = [m.id for m in undeclared if not m.link and m.id in busy]
+    if loading_now:
+        warnings.append(
+            f"{', '.join(loading_now)}: the server is loading it right now, so it is not "
+            "removed now; the next apply removes it"
+        )
+    return warnings

@@ -150,6 +150,21 @@ class GenerationSettings:
 
 
 @dataclass(frozen=True)
+class ServerLogSettings:
+    """Size-based rotation of the server's log (scripts/logrotate.py): at each start of the
+    server and, while it runs, by the start-up shim. 50 MiB x (1 + 3 kept) bounds the log at
+    200 MiB: field reports of launchd crash loops show 0.6-1.8 GB logs, and a day of a busy
+    server at `info` is a few MiB, so 3 kept files hold days of history."""
+
+    max_mb: float = 50.0
+    keep: int = 3
+
+    @property
+    def max_bytes(self) -> int:
+        return max(1, int(self.max_mb * 1024 * 1024))
+
+
+@dataclass(frozen=True)
 class HostSpec:
     name: str
     address: str
@@ -198,6 +213,7 @@ class HostSpec:
     # Remove what the site does not declare from the model cache (only a cache the tool
     # made). False by default: the default hf_home is the user's own, shared cache.
     models_prune: bool = False
+    server_log: ServerLogSettings = field(default_factory=ServerLogSettings)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

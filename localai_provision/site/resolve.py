@@ -24,6 +24,7 @@ from localai_provision.site.model import (
     ModelSpec,
     PackageIndex,
     PullSettings,
+    ServerLogSettings,
     ServerSettings,
     Site,
     TransferSettings,
@@ -133,6 +134,7 @@ def _host_spec(name: str, raw: dict[str, Any], s: dict[str, Any], base_dir: Path
         generations=GenerationSettings(**s.get("generations", {})),
         memory=MemorySettings(**s.get("memory", {})),
         models_prune=bool(s.get("models_prune", HostSpec.models_prune)),
+        server_log=_server_log(s.get("server_log", {})),
     )
 
 
@@ -197,4 +199,11 @@ def _verify(verify: dict[str, Any]) -> VerifySettings:
         endpoints=tuple(verify.get("endpoints", VerifySettings.endpoints)),
         timeout_s=float(verify.get("timeout_s", VerifySettings.timeout_s)),
         bench=bool(verify.get("bench", VerifySettings.bench)),
+    )
+
+
+def _server_log(server_log: dict[str, Any]) -> ServerLogSettings:
+    return ServerLogSettings(
+        max_mb=float(server_log.get("max_mb", ServerLogSettings.max_mb)),
+        keep=int(server_log.get("keep", ServerLogSettings.keep)),
     )

@@ -101,6 +101,19 @@ def test_fresh_apply_installs_and_prewarms_the_real_server(applied: Any) -> None
     assert "model cache max_size=3 ttl_seconds=0" in log  # prewarm lasts: never unloaded
 
 
+def test_status_lists_the_prewarmed_model_as_loaded_by_the_real_server(applied: Any) -> None:
+    """0.5.1 has no route that says which models are loaded: the shim publishes its cache."""
+    code, status, _ = cli("status", str(applied["site"]), "--json")
+    assert code == 0
+    host = status["hosts"][0]
+    assert host["models_loaded"] == [MODEL] and host["models_loading"] == [], host
+    published = applied["tmp"] / "prefix" / "state" / "loaded-models.json"
+    data = json.loads(published.read_text())
+    assert data["pid"] == host["pid"] and data["loaded"] == [MODEL]
+    assert host["log"]["path"] == str(applied["tmp"] / "prefix" / "logs" / "server.log")
+    assert host["log"]["size_bytes"] > 0 and host["log"]["crash_tail"] == []
+
+
 def test_four_real_api_calls(applied: Any) -> None:
     port = applied["port"]
     status, models, ms = call(port, "/v1/models")

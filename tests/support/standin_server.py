@@ -3,7 +3,12 @@
 It accepts the real server's command line (--host --port --workers --log-level), lists the
 models of the Hugging Face cache (HF_HOME/hub) on /v1/models and /anthropic/v1/models, scanned
 once at the first request as the real server does, and answers chat completions and Anthropic
-messages for listed models with a fixed reply. The real server is covered by the e2e tests.
+messages for listed models with a fixed reply. A model is "loaded" by the first request naming
+it, as the real server loads it lazily; with LOCALAI_LOADED_MODELS set, the set is published
+in that file as the tool's start-up shim does for the real server
+(localai_provision/scripts/server_shim.py `_LoadedModels`: {"pid", "updated", "loaded",
+"loading"}, written atomically whenever it changes, "loading" while a request waits for it).
+The real server is covered by the e2e tests.
 Standard library only: it runs in a venv with nothing else installed.
 
 Streamed chat completions (`stream: true`, what `localai bench` measures) follow
@@ -28,6 +33,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -37,6 +43,37 @@ _served = 0
 _prompt_cache: dict[str, list[str]] = {}  # model -> the tokens its cache holds
 TEMPLATE_TOKENS = 5  # what a chat template adds around one user message
 DEFAULT_MAX_TOKENS = 4096  # chat/mlx/chat_generator.py
+_loaded: set[str] = set()
+_loaded_lock = threading.Lock()
+
+
+def publish_loaded(loading: tuple[str, ...] = ()) -> None:
+    """The same file, written the same way, as the shim writes for the real server."""
+    path = os.environ.get("LOCALAI_LOADED_MODELS")
+    if not path:
+        return
+    data = {
+        "pid": os.getpid(),
+        "updated": time.time(),
+        "loaded": sorted(_loaded),
+        "loading": sorted(m for m in loading if m not in _loaded),
+    }
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def load_model(model: str) -> None:
+    """Loaded on the first request that names it (and kept: the tool sets TTL 0)."""
+    with _loaded_lock:
+        if model in _loaded:
+            return
+        publish_loaded(loading=(model,))
+        _loaded.add(model)
+        publish_loaded()
 
 
 def scan_models() -> list[str]:
@@ -127,6 +164,7 @@ class Handler(BaseHTTPRequestHandler):
         if model not in models():
             self._send(404, {"detail": f"model {model} not found"})
             return
+        load_model(str(model))
         if path in ("/v1/chat/completions", "/chat/completions") and request.get("stream"):
             self._stream(model, request)
         elif path in ("/v1/chat/completions", "/chat/completions"):
@@ -251,6 +289,7 @@ def main() -> None:
         sys.stderr.write("standin: failing at start as asked (STANDIN_FAIL_AT_START)\n")
         raise SystemExit(3)
     time.sleep(delay)
+    publish_loaded()  # nothing loaded yet, said by this process
     httpd = ThreadingHTTPServer((args.host, args.port), Handler)
     sys.stderr.write(f"{STANDIN_BANNER} listening on {args.host}:{args.port}\n")
     sys.stderr.flush()

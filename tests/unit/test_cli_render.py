@@ -3,6 +3,7 @@ object or line out. No host is reached; the results are built by hand."""
 
 from __future__ import annotations
 
+import io
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,8 +12,8 @@ import pytest
 from localai_provision.cli.apply import apply_row
 from localai_provision.cli.hostjson import VIEWS, host_json
 from localai_provision.cli.plan import change_table, drift_line
-from localai_provision.cli.render import clean, duration, table_lines, warning_lines
-from localai_provision.cli.status import doctor_lines, status_row, stop_line
+from localai_provision.cli.render import Output, clean, duration, table_lines, warning_lines
+from localai_provision.cli.status import doctor_lines, print_crash_tails, status_row, stop_line
 from localai_provision.errors import ConnectError, HostError
 from localai_provision.facts.model import PullReport
 from localai_provision.fleet import HostResult
@@ -23,6 +24,7 @@ from localai_provision.results import (
     DoctorReport,
     HostStatus,
     PullTimer,
+    ServerLog,
     ServerStatus,
     StopReport,
 )
@@ -73,6 +75,8 @@ SERVER_JSON = {
     "memory": {"total_bytes": 16 * 1024**3, "available_bytes": 7 * 1024**3},
     "bench": None,
     "bench_previous": None,
+    "models_loading": [],
+    "log": None,
 }
 APPLIED = ApplyReport.from_log(
     {"/v1/models": 8.5, "ready_after_s": 1.25},
@@ -348,6 +352,7 @@ def test_drift_line(r: HostResult, expected: str) -> None:
                 "failed 2026-12-01T20:00:00Z",
                 "4ba1fd2a4828",
                 "7.0 of 16.0 GB",
+                "-",
             ),
         ),
         (
@@ -378,6 +383,35 @@ def test_status_row_of_a_stopped_server_without_packages() -> None:
     )
     row = status_row(result(S.STOPPED, details=stopped))
     assert row[2:] == ("-", "-", "10240", "not installed", "-", "none", "-", "-", "-", "-")
+
+
+def test_status_shows_loaded_and_loading_models_and_the_log_size_with_its_rotated_files() -> None:
+    log = ServerLog("/p/logs/server.log", 3 * 1024 * 1024, 2, 100 * 1024 * 1024)
+    serving = ServerStatus(
+        **{**SERVER.__dict__, "models_loaded": ("org/a",), "models_loading": ("org/b",), "log": log}
+    )
+    row = status_row(result(S.RUNNING, details=serving))
+    assert row[7] == "org/a (loading: org/b)"
+    assert row[-1] == "/p/logs/server.log 3.0 MiB (+2 rotated, 100.0 MiB)"
+    assert host_json(result(S.RUNNING, details=serving), "details")["log"] == {
+        "path": "/p/logs/server.log",
+        "size_bytes": 3 * 1024 * 1024,
+        "rotated_files": 2,
+        "rotated_bytes": 100 * 1024 * 1024,
+        "crash_tail": [],
+    }
+
+
+def test_status_prints_the_tail_of_a_crashed_servers_log_under_the_table() -> None:
+    log = ServerLog("/p/logs/server.log", 120, 0, 0, ("Traceback ...", "ImportError: mlx\x1b[2J"))
+    crashed = ServerStatus(**{**SERVER.__dict__, "running": False, "log": log})
+    out = io.StringIO()
+    print_crash_tails(Output(out, io.StringIO()), [result(S.STOPPED, details=crashed)])
+    assert out.getvalue().splitlines() == [
+        "m1: the server has crashed; the last lines of /p/logs/server.log:",
+        "  Traceback ...",
+        "  ImportError: mlx\\x1b[2J",
+    ]
 
 
 def test_doctor_lines() -> None:

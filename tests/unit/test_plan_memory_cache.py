@@ -18,7 +18,7 @@ from localai_provision.facts.memory import (
     parse_meminfo,
     parse_vm_stat,
 )
-from localai_provision.facts.model import Facts
+from localai_provision.facts.model import Facts, LoadedModels
 from localai_provision.plan import plan
 from localai_provision.plan.memory import memory_changes
 from localai_provision.plan.models import cache_warnings, prune_model_changes
@@ -264,3 +264,19 @@ def test_only_a_cache_the_tool_makes_is_marked() -> None:
     assert command == (
         "mkdir -p /h/hf && if mkdir /h/hf/hub 2>/dev/null; then : > /h/hf/hub/.localai-cache; fi"
     )
+
+
+def test_a_model_the_server_is_loading_right_now_is_left_for_the_next_apply() -> None:
+    facts = cache_facts(undeclared=(OLD,))
+    assert facts.service.process is not None
+    pid = facts.service.process.pid
+    busy = dataclasses.replace(
+        facts, loaded_models=LoadedModels(pid=pid, loaded=(), loading=("org/old",), updated=1.0)
+    )
+    assert prune_model_changes(site(PRUNE), busy) == []
+    (text,) = cache_warnings(site(PRUNE), busy)
+    assert "loading it right now" in text and "next apply removes it" in text
+    stale = dataclasses.replace(
+        busy, loaded_models=LoadedModels(pid=pid + 1, loaded=(), loading=("org/old",), updated=1.0)
+    )  # written by a server that has died since: ignored
+    assert rows(prune_model_changes(site(PRUNE), stale)) == [("model org/old", "remove")]
