@@ -41,7 +41,6 @@ from localai_provision.apply.install import (
 from localai_provision.apply.pull_timer import converge_pull_timer
 from localai_provision.apply.refuse import refuse_failures, refuse_unusable
 from localai_provision.apply.sources import refuse_escaping_links
-from localai_provision.model_sizes import source_sizes
 from localai_provision.apply.state import write_state
 from localai_provision.apply.verification import port_in_use, verify
 from localai_provision.connectors.base import Connector, connector_for
@@ -56,6 +55,7 @@ from localai_provision.fleet import (
     ProgressCallback,
 )
 from localai_provision.lock import Lock, LockError, lock_for
+from localai_provision.model_sizes import source_sizes
 from localai_provision.plan import (
     GENERATION,
     MACOS,
@@ -79,6 +79,7 @@ from localai_provision.services.base import ServiceManager, service_manager_for
 from localai_provision.services.launchd import LaunchdService
 from localai_provision.site.model import HostSpec
 from localai_provision.transfer import Distributor
+from localai_provision.transfer_progress import TransferProgress
 
 ByKind = dict[str, list[Change]]
 
@@ -443,8 +444,10 @@ def apply_hosts(
     serial: int | None = None,
     connector_factory: ConnectorFactory = connector_for,
     progress: ProgressCallback | None = None,
+    transfer_progress: TransferProgress | None = None,
 ) -> list[HostResult]:
-    """Converge every host; one result per host, sorted by name.
+    """Converge every host; one result per host, sorted by name. ``transfer_progress`` is
+    told how each large file's copy to a host goes.
 
     ``serial`` N works through the hosts N at a time (a rolling update of a lab that serves
     people) and starts no new batch once one failed (a host rolled back counts: a bad set
@@ -458,7 +461,7 @@ def apply_hosts(
     )
     results: list[HostResult] = []
     failures = 0
-    job = apply_job_factory(options)
+    job = apply_job_factory(options, Distributor(transfer_progress))
     for number, batch in enumerate(batches):
         if serial and failures:
             results += [_not_started(spec, number, serial) for spec in batch]

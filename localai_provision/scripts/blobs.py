@@ -11,13 +11,16 @@
 #   commit  {"files": [{"path": P, "digest": G, "size": N}]}: check each P.incomplete, rename
 #           it to P; a wrong one is deleted. Prints {"ok": [...], "bad": {path: why}}.
 #   serve   {"path": P, "size": N, "token": T, "bind": ADDR, "ports": [LO, HI], "timeout_s": S,
-#           "stall_s": W}: pass P on to another host: listen on ADDR (one port of LO..HI),
-#           print {"port": N} and return at once; a detached child serves GET /T (Range
+#           "stall_s": W, "max_rate": R}: pass P on to another host: listen on ADDR (one port
+#           of LO..HI), print {"port": N} and return at once; a detached child serves GET /T (Range
 #           allowed) until one whole copy went out or S seconds passed, then exits. Nothing
 #           else is served. P may still be arriving (P.incomplete): its bytes are sent as
-#           they land (cut-through), and a copy with no new byte for W seconds is cut.
+#           they land (cut-through), and a copy with no new byte for W seconds is cut. With R
+#           (bytes/s, null: no cap) the copy is paced to R (Pace: scripts/pacing.py, whose
+#           text is sent ahead of this one).
 #   fetch   {"host": H, "port": N, "token": T, "path": P, "digest": G, "size": N}: get P from a
-#           host serving it, resuming P.incomplete, check the digest, rename.
+#           host serving it, resuming P.incomplete, check the digest, rename. Prints
+#           {"received": BYTES, "seconds": S}, S from the first byte of the answer to the last.
 import hashlib
 import hmac
 import json
@@ -158,15 +161,20 @@ def open_growing(path, wait_s):
         time.sleep(0.05)
 
 
-def send_growing(conn, f, start, size, stall_s):
+def send_growing(conn, f, start, size, stall_s, pace):
     """Send bytes start..size of f as they arrive on disk (this host may still be receiving
-    the file itself); give up after stall_s seconds without a new byte."""
+    the file itself), at most at pace's rate; give up after stall_s seconds without a new
+    byte."""
     sent = start
     idle_since = time.time()
     while sent < size:
         available = min(os.fstat(f.fileno()).st_size, size)
         if available > sent:
-            sent += conn.sendfile(f, offset=sent, count=available - sent)
+            count = available - sent
+            if pace.rate:
+                count = min(count, PIECE)  # noqa: F821 (from pacing.py, sent first)
+                pace.take(count)
+            sent += conn.sendfile(f, offset=sent, count=count)
             idle_since = time.time()
         elif time.time() - idle_since > stall_s:
             return False
@@ -205,6 +213,7 @@ def serve(cfg):
     for fd in (0, 1, 2):
         os.dup2(null, fd)
     deadline = time.time() + cfg["timeout_s"]
+    pace = Pace(cfg.get("max_rate"))  # noqa: F821 (from pacing.py, sent first)
     while time.time() < deadline:
         sock.settimeout(max(0.1, deadline - time.time()))
         try:
@@ -221,7 +230,7 @@ def serve(cfg):
             status = b"206 Partial Content" if start else b"200 OK"
             head = b"HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
             conn.sendall(head % (status, size - start))
-            whole = send_growing(conn, f, start, size, cfg["stall_s"])
+            whole = send_growing(conn, f, start, size, cfg["stall_s"], pace)
             conn.shutdown(socket.SHUT_WR)
             # Wait for the receiver to close: it has then read everything.
             conn.recv(1)
@@ -258,6 +267,7 @@ def fetch(cfg):
         if not more:
             fail(6, "the peer closed the connection before answering")
         data += more
+    began = time.monotonic()
     head, body = data.split(b"\r\n\r\n", 1)
     status = head.split(b" ", 2)[1]
     if status not in (b"200", b"206"):
@@ -280,10 +290,11 @@ def fetch(cfg):
             if not body:
                 break
     conn.close()
+    seconds = time.monotonic() - began
     why = settle(path, digest, size, h)
     if why:
         fail(4, "%s from %s: %s" % (os.path.basename(path), cfg["host"], why))
-    print(json.dumps({"received": got - have}))
+    print(json.dumps({"received": got - have, "seconds": round(seconds, 3)}))
 
 
 mode = sys.argv[1]

@@ -19,7 +19,9 @@ import paramiko
 from localai_provision import shell
 from localai_provision.connectors.base import (
     DEFAULT_COMMAND_TIMEOUT_S,
+    Meter,
     RemoteShellConnector,
+    metered,
 )
 from localai_provision.connectors.ssh.channel import (
     _DISK_FULL_BYTES,
@@ -302,22 +304,26 @@ class SSHConnector(RemoteShellConnector):
         self._upload_atomic(path, mode, copy, f"cannot copy {local_path} to {path}")
         self.bytes_sent += size
 
-    def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+    def append_file(
+        self, local_path: Path, path: str, offset: int = 0, meter: Meter | None = None
+    ) -> None:
         if not self._has_sftp():
             with open(local_path, "rb") as src:
                 src.seek(offset)
-                self._append_by_command(path, offset, src, local_path.stat().st_size - offset)
+                size = local_path.stat().st_size - offset
+                self._append_by_command(path, offset, metered(src, meter), size)
             return
         sent = 0
         try:
             sftp = self._sftp_client()
-            with open(local_path, "rb") as src, sftp.open(path, "r+b" if offset else "wb") as out:
+            with open(local_path, "rb") as raw, sftp.open(path, "r+b" if offset else "wb") as out:
                 out.set_pipelined(True)
-                src.seek(offset)
+                raw.seek(offset)
                 out.seek(offset)
                 out.truncate(offset)
+                pieces = metered(raw, meter)
                 # SFTP writes go out in 32 KiB requests; pipelining keeps many in flight.
-                for chunk in iter(lambda: src.read(1 << 20), b""):
+                for chunk in iter(lambda: pieces.read(1 << 20), b""):
                     out.write(chunk)
                     sent += len(chunk)
         except (OSError, EOFError, paramiko.SSHException) as exc:
