@@ -98,9 +98,11 @@ def one_run(
         placement = Placement(artifact, f"{host.home}/blobs/{digest}")
         spec = site.hosts[host.name]
         try:
-            return distributor.deliver(
+            got = distributor.deliver(
                 connectors[index], spec, "/usr/bin/python3", [placement], "bench"
             ).as_dict()
+            # When this host's copy was whole (before it waits to pass it on), and from whom.
+            return {**got, "done_s": round(time.perf_counter() - start, 2)}
         finally:
             distributor.retire(host.name)
 
@@ -127,6 +129,11 @@ def one_run(
         "controller_wire_bytes": wire,
         "controller_wire_copies": None if wire is None else round(wire / artifact.size, 3),
         "peer_bytes": sum(int(str(d["bytes_from_peers"])) for d in deliveries),
+        # Per host: when its copy was whole and where it came from (the tree's shape).
+        "per_host": [
+            {"host": h.name, "done_s": d["done_s"], "from": sorted(dict(d["sources"]))}  # type: ignore[call-overload]
+            for h, d in zip(hosts, deliveries, strict=True)
+        ],
         "controller_uploads": sum(
             1 for d in deliveries if isinstance(d["sources"], dict) and "controller" in d["sources"]
         ),
