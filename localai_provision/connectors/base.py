@@ -15,7 +15,7 @@ from types import TracebackType
 from typing import BinaryIO, cast
 
 from localai_provision import shell
-from localai_provision.scripts.pacing import PIECE
+from localai_provision.scripts.pacing import MIN_RATE, PIECE
 from localai_provision.site.model import HostSpec
 
 # How long one command may run before the host is reported as hanging. Installing the real
@@ -40,6 +40,13 @@ class _MeteredReader:
         if data:
             self.meter(len(data))
         return data
+
+
+def upload_timeout(size: int, paced: bool) -> float:
+    """How long an upload through a command's stdin may take before the host counts as
+    hanging: 1 MB/s at least, or, paced (transfer.max_rate, the controller's pace shared by
+    its uploads), the lowest rate a site may set."""
+    return max(DEFAULT_COMMAND_TIMEOUT_S, size / (MIN_RATE if paced else 1e6))
 
 
 def metered(raw: BinaryIO, meter: Meter | None, piece: int = PIECE) -> BinaryIO:

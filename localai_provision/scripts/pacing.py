@@ -11,6 +11,8 @@ from collections.abc import Callable
 # A sender that was idle may catch up at most this much (a burst of rate x 50 ms), so a
 # measured rate stays within a few percent of the cap even over a transfer of a second.
 BURST_S = 0.05
+# The lowest rate a site may set (schemas/site.schema.json, transfer.max_rate's minimum).
+MIN_RATE = 65536
 # The most a paced sender hands over at once: at 64 KiB/s (the lowest rate a site may set)
 # one piece waits one second, at 100 MB/s it costs 1500 waits a second, each one lock.
 PIECE = 64 << 10

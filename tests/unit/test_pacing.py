@@ -4,11 +4,16 @@ in tests/ssh/test_transfer_rate.py."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from localai_provision.connectors.base import metered
-from localai_provision.scripts.pacing import BURST_S, Pace
+from localai_provision.connectors.base import metered, upload_timeout
+from localai_provision.scripts.pacing import BURST_S, MIN_RATE, Pace
 from localai_provision.site.resolve import parse_rate
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 class Clock:
@@ -96,3 +101,11 @@ def test_a_rate_is_bytes_per_second_or_a_number_with_a_unit(
     given: int | str, bytes_per_s: int
 ) -> None:
     assert parse_rate(given) == bytes_per_s
+
+
+def test_a_paced_upload_may_take_as_long_as_the_lowest_rate_a_site_may_set() -> None:
+    assert upload_timeout(8 << 20, paced=False) == 60.0  # 1 MB/s, at least a minute
+    assert upload_timeout(8 << 20, paced=True) == 128.0  # 8 MiB at 64 KiB/s
+    schema = json.loads((REPO / "schemas" / "site.schema.json").read_text())
+    rate = schema["$defs"]["transfer"]["properties"]["max_rate"]["oneOf"][0]
+    assert rate["minimum"] == MIN_RATE

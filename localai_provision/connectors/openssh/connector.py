@@ -18,10 +18,10 @@ from typing import BinaryIO
 
 from localai_provision import shell
 from localai_provision.connectors.base import (
-    DEFAULT_COMMAND_TIMEOUT_S,
     Meter,
     RemoteShellConnector,
     metered,
+    upload_timeout,
 )
 from localai_provision.connectors.openssh.control import control_dir, control_path, ssh_argv
 from localai_provision.connectors.openssh.errors import translate
@@ -305,7 +305,7 @@ class OpenSSHConnector(RemoteShellConnector):
                 self._send(path, command, src, size, partial=path)
                 return
             with _fed_pipe(metered(src, meter)) as piped:
-                self._send(path, command, piped, size, partial=path)
+                self._send(path, command, piped, size, partial=path, paced=True)
 
     def _send(
         self,
@@ -314,12 +314,11 @@ class OpenSSHConnector(RemoteShellConnector):
         source: bytes | BinaryIO,
         size: int,
         partial: str | None = None,
+        paced: bool = False,
     ) -> None:
         """Run ``command`` with ``source`` as its stdin; a failure on a full disk removes
         ``partial`` (put's temporary file is removed by its own command)."""
-        exit_status, _, err = self._run_raw(
-            command, max(DEFAULT_COMMAND_TIMEOUT_S, size / 1e6), source
-        )
+        exit_status, _, err = self._run_raw(command, upload_timeout(size, paced), source)
         if exit_status == 0:
             self.bytes_sent += size
             return

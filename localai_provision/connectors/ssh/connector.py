@@ -18,10 +18,10 @@ import paramiko
 
 from localai_provision import shell
 from localai_provision.connectors.base import (
-    DEFAULT_COMMAND_TIMEOUT_S,
     Meter,
     RemoteShellConnector,
     metered,
+    upload_timeout,
 )
 from localai_provision.connectors.ssh.channel import (
     _DISK_FULL_BYTES,
@@ -311,7 +311,8 @@ class SSHConnector(RemoteShellConnector):
             with open(local_path, "rb") as src:
                 src.seek(offset)
                 size = local_path.stat().st_size - offset
-                self._append_by_command(path, offset, metered(src, meter), size)
+                paced = meter is not None
+                self._append_by_command(path, offset, metered(src, meter), size, paced)
             return
         sent = 0
         try:
@@ -367,18 +368,20 @@ class SSHConnector(RemoteShellConnector):
         )
         self._send_by_command(path, command, source, size)
 
-    def _append_by_command(self, path: str, offset: int, source: BinaryIO, size: int) -> None:
+    def _append_by_command(
+        self, path: str, offset: int, source: BinaryIO, size: int, paced: bool
+    ) -> None:
         """append_file() without SFTP: the file is cut at ``offset`` (dd with no input
         truncates its output there), then the rest is appended."""
         target = shell.quote(path)
         cut = f"dd if=/dev/null of={target} bs=1 seek={offset} 2>/dev/null && " if offset else ""
         command = f"umask 077 && {cut}cat {'>>' if offset else '>'} {target}"
-        self._send_by_command(path, command, source, size)
+        self._send_by_command(path, command, source, size, paced)
 
-    def _send_by_command(self, path: str, command: str, source: BinaryIO, size: int) -> None:
-        exit_status, _, err = self._run_raw(
-            command, max(DEFAULT_COMMAND_TIMEOUT_S, size / 1e6), source
-        )
+    def _send_by_command(
+        self, path: str, command: str, source: BinaryIO, size: int, paced: bool = False
+    ) -> None:
+        exit_status, _, err = self._run_raw(command, upload_timeout(size, paced), source)
         if exit_status != 0:
             free = self._free_bytes(posixpath.dirname(path))
             full = free is not None and free < _DISK_FULL_BYTES
