@@ -359,7 +359,8 @@ def _blobs_command(python: str, mode: str, config: dict[str, object] | None) -> 
     """The command for ``blobs.py MODE``; with config None it reads its JSON from stdin (the
     peers' token stays out of `ps`)."""
     argument = "-" if config is None else json.dumps(config)
-    program = scripts.load("pacing") + scripts.load("blobs")  # blobs.py uses pacing's Pace
+    # Only `serve` paces (with pacing.py's Pace): the other modes go without its 2 kB.
+    program = (scripts.load("pacing") if mode == "serve" else "") + scripts.load("blobs")
     return shell.join([python, "-I", "-S", "-c", program, mode, argument])
 
 

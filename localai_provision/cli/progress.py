@@ -52,7 +52,7 @@ class Progress:
 
 def transfer_line(event: FileProgress) -> str:
     """What a host's line says about a copy: from the controller, bytes, share, rate and
-    time left; between hosts (counted only at the end), where from and for how long."""
+    time left; between hosts (counted only at the end), where from, then time and rate."""
     name = event.name[:NAME_CHARS] + ("…" if len(event.name) > NAME_CHARS else "")
     rate = transfer_rate(event)
     if event.finished:
@@ -60,11 +60,8 @@ def transfer_line(event: FileProgress) -> str:
         source = f" from {event.source}" if event.source != "controller" else ""
         took = human_duration(event.elapsed_s)
         return f"received {name}{source}: {human_bytes(event.total)} in {took}{speed}"
-    if not event.counted:
-        return (
-            f"receiving {name} from {event.source}: {human_bytes(event.total)}, "
-            f"{human_duration(event.elapsed_s)} so far"
-        )
+    if not event.counted:  # told once, at its start: no bytes, no time to show until the end
+        return f"receiving {name} from {event.source}: {human_bytes(event.total)}"
     share = 100 * event.done // event.total if event.total else 100
     line = f"sending {name}: {human_bytes(event.done)} / {human_bytes(event.total)} ({share}%)"
     if not rate:

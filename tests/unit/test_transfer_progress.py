@@ -52,7 +52,7 @@ def event(**changes: object) -> FileProgress:
         (event(done=0, elapsed_s=0.0), "sending 3f2a9c81d0e4…: 0 B / 4.0 GB (0%)"),
         (
             event(source="mini-02", done=0, elapsed_s=12.4),
-            "receiving 3f2a9c81d0e4… from mini-02: 4.0 GB, 0:12 so far",
+            "receiving 3f2a9c81d0e4… from mini-02: 4.0 GB",
         ),
         (
             event(source="mini-02", done=4_000_000_000, elapsed_s=80.0, finished=True),
