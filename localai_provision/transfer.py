@@ -26,10 +26,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localai_provision import scripts, shell
-from localai_provision.connectors.base import Connector
+from localai_provision.connectors.base import Connector, Meter
 from localai_provision.errors import CommandError, HostError
 from localai_provision.layout import OWNED_MARKER
+from localai_provision.scripts.pacing import Pace
 from localai_provision.site.model import HostSpec
+from localai_provision.transfer_progress import Reporter, TransferProgress
 
 # Below this size a file always comes from the controller: starting a peer's server costs
 # two commands, more than the copy itself.
@@ -41,6 +43,9 @@ CONTROLLER = "controller"
 # A copy that makes no progress for this long is given up (its source died): the receiver
 # then resumes from another holder or the controller.
 STALL_S = 30.0
+# What a copy between hosts is given at least, per byte, before it is cut: a slow link
+# moves 10 MB/s (a host's max_rate may be lower; then that, with room).
+SLOW_LINK_BYTES_S = 10e6
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,11 @@ def missing_placements(
 class Distributor:
     """Shared by every host job of one apply: who holds which file, who is busy sending."""
 
-    def __init__(self) -> None:
+    def __init__(self, progress: TransferProgress | None = None) -> None:
+        self._progress = progress  # told how each large file's copy goes, per host
+        # The controller is one sending host: all its uploads share one pace, each piece
+        # at the rate of the host it goes to (that host's transfer.max_rate).
+        self._pace = Pace()
         self._cond = threading.Condition()
         self._holders: dict[str, _Holder] = {}  # host name -> what it can pass on
         self._busy: set[str] = set()  # holders (or CONTROLLER) sending right now
@@ -153,7 +162,7 @@ class Distributor:
         delivery = Delivery()
         small = [p for p in placements if not self._through_peers(spec, p)]
         for placement in small:
-            self._upload(connector, placement, delivery)
+            self._upload(connector, spec, placement, delivery)
         if small:
             _commit(connector, spec, python, small, step)
         for placement in placements:
@@ -181,14 +190,40 @@ class Distributor:
             and placement.artifact.size - placement.partial_bytes >= PEER_MIN_BYTES
         )
 
-    def _upload(self, connector: Connector, placement: Placement, delivery: Delivery) -> None:
+    def _upload(
+        self, connector: Connector, spec: HostSpec, placement: Placement, delivery: Delivery
+    ) -> None:
         artifact = placement.artifact
         offset = placement.partial_bytes if placement.partial_bytes <= artifact.size else 0
-        connector.append_file(artifact.local_path, placement.path + PARTIAL, offset)
+        reporter = self._reporter(spec, placement, CONTROLLER, offset)
+        meter = self._meter(spec.transfer.max_rate, reporter)
+        connector.append_file(artifact.local_path, placement.path + PARTIAL, offset, meter)
+        if reporter is not None:
+            reporter.finish()
         delivery.files += 1
         delivery.from_controller_bytes += artifact.size - offset
         delivery.resumed_bytes += offset
         delivery.sources[CONTROLLER] = delivery.sources.get(CONTROLLER, 0) + 1
+
+    def _reporter(
+        self, spec: HostSpec, placement: Placement, source: str, offset: int
+    ) -> Reporter | None:
+        """Progress for a large file (one that could go through peers), when shown."""
+        if self._progress is None or placement.artifact.size < PEER_MIN_BYTES:
+            return None
+        name = placement.path.rpartition("/")[2]
+        return Reporter(self._progress, spec.name, name, source, placement.artifact.size, offset)
+
+    def _meter(self, rate: int | None, reporter: Reporter | None) -> Meter | None:
+        if rate is None and reporter is None:
+            return None
+
+        def meter(n: int) -> None:
+            self._pace.take(n, rate)
+            if reporter is not None:
+                reporter.sent(n)
+
+        return meter
 
     def _deliver_large(
         self,
@@ -208,14 +243,17 @@ class Distributor:
                 self._hold(connector, spec, python, digest, placement.path, upstream=source)
                 try:
                     if source == CONTROLLER:
-                        self._upload(connector, placement, delivery)
+                        self._upload(connector, spec, placement, delivery)
                         _commit(connector, spec, python, [placement], step)
                         break
                     holder = self._holders_snapshot(source)
                     if holder is None:
                         continue
+                    reporter = self._reporter(spec, placement, source, placement.partial_bytes)
                     try:
-                        received = _peer_copy(holder, connector, spec, python, placement, digest)
+                        received, seconds = _peer_copy(
+                            holder, connector, spec, python, placement, digest
+                        )
                     except HostError as exc:
                         with self._cond:
                             self._unreachable.add((source, spec.name))
@@ -225,6 +263,8 @@ class Distributor:
                         )
                         placement = _with_partial(connector, spec, python, placement, step)
                         continue
+                    if reporter is not None:
+                        reporter.finish(seconds)
                     delivery.files += 1
                     delivery.from_peers_bytes += received
                     delivery.resumed_bytes += placement.artifact.size - received
@@ -319,7 +359,9 @@ def _blobs_command(python: str, mode: str, config: dict[str, object] | None) -> 
     """The command for ``blobs.py MODE``; with config None it reads its JSON from stdin (the
     peers' token stays out of `ps`)."""
     argument = "-" if config is None else json.dumps(config)
-    return shell.join([python, "-I", "-S", "-c", scripts.load("blobs"), mode, argument])
+    # Only `serve` paces (with pacing.py's Pace): the other modes go without its 2 kB.
+    program = (scripts.load("pacing") if mode == "serve" else "") + scripts.load("blobs")
+    return shell.join([python, "-I", "-S", "-c", program, mode, argument])
 
 
 def list_files(
@@ -390,8 +432,9 @@ def _peer_copy(
     python: str,
     placement: Placement,
     digest: str,
-) -> int:
-    """``holder`` serves the file once; this host fetches it. Returns the bytes received."""
+) -> tuple[int, float]:
+    """``holder`` serves the file once (paced to its max_rate); this host fetches it.
+    Returns the bytes received and the seconds the receiver counted from first to last."""
     token = secrets.token_urlsafe(24)
     low, high = holder.spec.transfer.peer_ports
     address = holder.spec.transfer.peer_address or holder.spec.address
@@ -404,6 +447,7 @@ def _peer_copy(
             "timeout_s": SERVE_TIMEOUT_S,
             "size": placement.artifact.size,
             "stall_s": STALL_S,
+            "max_rate": holder.spec.transfer.max_rate,
         }
     )
     started = holder.connector.run(
@@ -426,13 +470,13 @@ def _peer_copy(
             "stall_s": STALL_S,
         }
     )
-    # Generous: a slow link moves 10 MB/s.
+    slowest = min(SLOW_LINK_BYTES_S, holder.spec.transfer.max_rate or SLOW_LINK_BYTES_S)
     result = connector.run(
         _blobs_command(python, "fetch", None),
-        timeout=max(120.0, artifact.size / 10e6),
+        timeout=max(120.0, 1.5 * artifact.size / slowest),
         stdin=fetch_config.encode(),
     )
     if not result.ok:
         raise HostError(host=spec.name, message=result.tail(1) or "the copy failed")
-    received: int = json.loads(result.stdout)["received"]
-    return received
+    answer = json.loads(result.stdout)
+    return int(answer["received"]), float(answer.get("seconds", 0.0))

@@ -80,6 +80,7 @@ from localai_provision.services.base import ServiceManager, service_manager_for
 from localai_provision.services.launchd import LaunchdService
 from localai_provision.site.model import HostSpec
 from localai_provision.transfer import Distributor
+from localai_provision.transfer_progress import TransferProgress
 
 ByKind = dict[str, list[Change]]
 
@@ -444,8 +445,10 @@ def apply_hosts(
     serial: int | None = None,
     connector_factory: ConnectorFactory = connector_for,
     progress: ProgressCallback | None = None,
+    transfer_progress: TransferProgress | None = None,
 ) -> list[HostResult]:
-    """Converge every host; one result per host, sorted by name.
+    """Converge every host; one result per host, sorted by name. ``transfer_progress`` is
+    told how each large file's copy to a host goes.
 
     ``serial`` N works through the hosts N at a time (a rolling update of a lab that serves
     people) and starts no new batch once one failed (a host rolled back counts: a bad set
@@ -459,7 +462,7 @@ def apply_hosts(
     )
     results: list[HostResult] = []
     failures = 0
-    job = apply_job_factory(options)
+    job = apply_job_factory(options, Distributor(transfer_progress))
     for number, batch in enumerate(batches):
         if serial and failures:
             results += [_not_started(spec, number, serial) for spec in batch]

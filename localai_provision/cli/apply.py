@@ -83,6 +83,7 @@ def run_apply(
         max_fail=args.max_fail,
         serial=args.serial,
         progress=progress,
+        transfer_progress=progress.transfer if progress is not None and live else None,
     )
 
 

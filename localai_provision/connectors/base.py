@@ -8,17 +8,53 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 from localai_provision import shell
+from localai_provision.scripts.pacing import MIN_RATE, PIECE
 from localai_provision.site.model import HostSpec
 
 # How long one command may run before the host is reported as hanging. Installing the real
 # server's packages takes minutes, so steps that install pass a larger timeout explicitly.
 DEFAULT_COMMAND_TIMEOUT_S = 60.0
+
+# Told the size of each piece of an upload just before it is sent; it may sleep, which paces
+# the upload (transfer.max_rate), and it counts the bytes (progress).
+Meter = Callable[[int], None]
+
+
+class _MeteredReader:
+    """A file read in pieces of at most ``piece`` bytes, each told to ``meter`` first."""
+
+    def __init__(self, raw: BinaryIO, meter: Meter, piece: int) -> None:
+        self.raw = raw
+        self.meter = meter
+        self.piece = piece
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.raw.read(self.piece if n < 0 else min(n, self.piece))
+        if data:
+            self.meter(len(data))
+        return data
+
+
+def upload_timeout(size: int, paced: bool) -> float:
+    """How long an upload through a command's stdin may take before the host counts as
+    hanging: 1 MB/s at least, or, paced (transfer.max_rate, the controller's pace shared by
+    its uploads), the lowest rate a site may set."""
+    return max(DEFAULT_COMMAND_TIMEOUT_S, size / (MIN_RATE if paced else 1e6))
+
+
+def metered(raw: BinaryIO, meter: Meter | None, piece: int = PIECE) -> BinaryIO:
+    """``raw`` as the uploads read it (``.read(n)`` only), metered when ``meter`` is given.
+    A short read is fine for every reader here: they loop until b""."""
+    if meter is None:
+        return raw
+    return cast(BinaryIO, _MeteredReader(raw, meter, piece))
 
 
 @dataclass(frozen=True)
@@ -78,10 +114,13 @@ class Connector(abc.ABC):
         """Like put, streaming a local file (models are gigabytes: never read them whole)."""
 
     @abc.abstractmethod
-    def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+    def append_file(
+        self, local_path: Path, path: str, offset: int = 0, meter: Meter | None = None
+    ) -> None:
         """Write ``local_path`` from byte ``offset`` on into ``path`` at that same offset:
         resumes an interrupted transfer of a large file. Not atomic by design: the caller
-        writes to a partial name, checks the content's hash on the host, then renames."""
+        writes to a partial name, checks the content's hash on the host, then renames.
+        ``meter`` is told each piece before it is sent (it may sleep: pacing)."""
 
     @abc.abstractmethod
     def get(self, path: str) -> bytes: ...

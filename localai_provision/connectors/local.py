@@ -16,6 +16,8 @@ from localai_provision.connectors.base import (
     DEFAULT_COMMAND_TIMEOUT_S,
     CommandResult,
     Connector,
+    Meter,
+    metered,
 )
 from localai_provision.errors import CommandError
 
@@ -75,13 +77,15 @@ class LocalConnector(Connector):
         self._write_atomic(path, mode, copy)
         self.bytes_sent += local_path.stat().st_size
 
-    def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+    def append_file(
+        self, local_path: Path, path: str, offset: int = 0, meter: Meter | None = None
+    ) -> None:
         path = os.path.expanduser(path)
         with open(local_path, "rb") as src, open(path, "r+b" if offset else "wb") as out:
             src.seek(offset)
             out.seek(offset)
             out.truncate()
-            shutil.copyfileobj(src, out, 1 << 20)
+            shutil.copyfileobj(metered(src, meter), out, 1 << 20)
         self.bytes_sent += local_path.stat().st_size - offset
 
     @staticmethod

@@ -2,6 +2,9 @@
 
 Like facts/remote.py, none of them is imported by the tool: ``load(name)`` returns the text,
 with the text of its PRELUDES in front (code more than one program needs, written once).
+One exception, written to be both: pacing.py, the token bucket the controller imports and
+whose text is sent ahead of blobs.py for `serve` (one copy of the pacing for both ends of a
+transfer; transfer.py adds it).
 """
 
 from functools import cache

@@ -11,13 +11,18 @@
 #   commit  {"files": [{"path": P, "digest": G, "size": N}]}: check each P.incomplete, rename
 #           it to P; a wrong one is deleted. Prints {"ok": [...], "bad": {path: why}}.
 #   serve   {"path": P, "size": N, "token": T, "bind": ADDR, "ports": [LO, HI], "timeout_s": S,
-#           "stall_s": W}: pass P on to another host: listen on ADDR (one port of LO..HI),
-#           print {"port": N} and return at once; a detached child serves GET /T (Range
+#           "stall_s": W, "max_rate": R}: pass P on to another host: listen on ADDR (one port
+#           of LO..HI), print {"port": N} and return at once; a detached child serves GET /T (Range
 #           allowed) until one whole copy went out or S seconds passed, then exits. Nothing
-#           else is served. P may still be arriving (P.incomplete): its bytes are sent as
-#           they land (cut-through), and a copy with no new byte for W seconds is cut.
+#           else is served. P may still be arriving (P.incomplete) or not be there yet (the
+#           child waits W seconds for it, else answers 404): its bytes are sent as they
+#           land (cut-through), and a copy with no new byte for W seconds is cut. With R
+#           (bytes/s, null: no cap) the copy is paced to R (Pace: scripts/pacing.py, whose
+#           text is sent ahead of this one).
 #   fetch   {"host": H, "port": N, "token": T, "path": P, "digest": G, "size": N}: get P from a
-#           host serving it, resuming P.incomplete, check the digest, rename.
+#           host serving it, resuming P.incomplete (created before the request, for a host
+#           this one passes P on to), check the digest, rename. Prints
+#           {"received": BYTES, "seconds": S}, S from the first byte of the answer to the last.
 import hashlib
 import hmac
 import json
@@ -158,15 +163,20 @@ def open_growing(path, wait_s):
         time.sleep(0.05)
 
 
-def send_growing(conn, f, start, size, stall_s):
+def send_growing(conn, f, start, size, stall_s, pace):
     """Send bytes start..size of f as they arrive on disk (this host may still be receiving
-    the file itself); give up after stall_s seconds without a new byte."""
+    the file itself), at most at pace's rate; give up after stall_s seconds without a new
+    byte."""
     sent = start
     idle_since = time.time()
     while sent < size:
         available = min(os.fstat(f.fileno()).st_size, size)
         if available > sent:
-            sent += conn.sendfile(f, offset=sent, count=available - sent)
+            count = available - sent
+            if pace.rate:
+                count = min(count, PIECE)  # noqa: F821 (from pacing.py, sent first)
+                pace.take(count)
+            sent += conn.sendfile(f, offset=sent, count=count)
             idle_since = time.time()
         elif time.time() - idle_since > stall_s:
             return False
@@ -177,9 +187,6 @@ def send_growing(conn, f, start, size, stall_s):
 
 def serve(cfg):
     path, token, size = cfg["path"], cfg["token"], cfg["size"]
-    f = open_growing(path, 10.0)
-    if f is None:
-        fail(5, "%s is not on this host" % path)
     family = socket.AF_INET6 if ":" in cfg["bind"] else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     low, high = cfg["ports"]
@@ -204,7 +211,16 @@ def serve(cfg):
     null = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
         os.dup2(null, fd)
+    # The file may not be here yet: this host's own copy may be starting at this moment (a
+    # chain of hosts passing it on is set up all at once, not hop after hop). Waiting for it
+    # here, after the port went out, is what lets every hop of a 30-host chain start within
+    # a second: waiting before it cost each hop one command's round trip, 0.3-0.5 s each.
+    f = open_growing(path, cfg["stall_s"])
+    if f is None:
+        not_here(sock, path, cfg["stall_s"])
+        os._exit(0)
     deadline = time.time() + cfg["timeout_s"]
+    pace = Pace(cfg.get("max_rate"))  # noqa: F821 (from pacing.py, sent first)
     while time.time() < deadline:
         sock.settimeout(max(0.1, deadline - time.time()))
         try:
@@ -221,7 +237,7 @@ def serve(cfg):
             status = b"206 Partial Content" if start else b"200 OK"
             head = b"HTTP/1.1 %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
             conn.sendall(head % (status, size - start))
-            whole = send_growing(conn, f, start, size, cfg["stall_s"])
+            whole = send_growing(conn, f, start, size, cfg["stall_s"], pace)
             conn.shutdown(socket.SHUT_WR)
             # Wait for the receiver to close: it has then read everything.
             conn.recv(1)
@@ -234,6 +250,18 @@ def serve(cfg):
     os._exit(0)
 
 
+def not_here(sock, path, wait_s):
+    """Tell the host that came for the file that it never arrived here."""
+    sock.settimeout(wait_s)
+    try:
+        conn, _ = sock.accept()
+        reason = "%s is not on this host" % os.path.basename(path)
+        conn.sendall(("HTTP/1.1 404 %s\r\nContent-Length: 0\r\n\r\n" % reason).encode())
+        conn.close()
+    except OSError:
+        pass
+
+
 def fetch(cfg):
     path, digest, size = cfg["path"], cfg["digest"], cfg["size"]
     part = path + PARTIAL
@@ -243,6 +271,10 @@ def fetch(cfg):
         have = 0
     # What an earlier copy left is hashed first; the rest is hashed as it arrives.
     h = hash_file(part, digest, size) if have else hasher(digest, size)
+    if not have:
+        # There from the start: a host this one passes the file on to (cut-through) may
+        # already be waiting for it.
+        open(part, "wb").close()
     try:
         conn = socket.create_connection((cfg["host"], cfg["port"]), timeout=cfg.get("stall_s", 30))
     except OSError as exc:
@@ -258,6 +290,7 @@ def fetch(cfg):
         if not more:
             fail(6, "the peer closed the connection before answering")
         data += more
+    began = time.monotonic()
     head, body = data.split(b"\r\n\r\n", 1)
     status = head.split(b" ", 2)[1]
     if status not in (b"200", b"206"):
@@ -280,10 +313,11 @@ def fetch(cfg):
             if not body:
                 break
     conn.close()
+    seconds = time.monotonic() - began
     why = settle(path, digest, size, h)
     if why:
         fail(4, "%s from %s: %s" % (os.path.basename(path), cfg["host"], why))
-    print(json.dumps({"received": got - have}))
+    print(json.dumps({"received": got - have, "seconds": round(seconds, 3)}))
 
 
 mode = sys.argv[1]

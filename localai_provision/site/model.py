@@ -109,6 +109,9 @@ class TransferSettings:
     peers: bool = True
     peer_ports: tuple[int, int] = (49152, 65535)  # where a host may listen to pass a file on
     peer_address: str | None = None  # how other hosts reach this one; default: `address`
+    # Bytes/s this host sends at most when it passes files on; the controller keeps all its
+    # uploads together within the max_rate of the hosts it sends to. None: no cap.
+    max_rate: int | None = None
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -187,11 +188,35 @@ def _package_index(index: dict[str, Any]) -> PackageIndex:
 
 
 def _transfer(transfer: dict[str, Any]) -> TransferSettings:
+    rate = transfer.get("max_rate", TransferSettings.max_rate)
     return TransferSettings(
         peers=bool(transfer.get("peers", TransferSettings.peers)),
         peer_ports=tuple(sorted(transfer.get("peer_ports", TransferSettings.peer_ports))),
         peer_address=transfer.get("peer_address"),
+        max_rate=None if rate is None else parse_rate(rate),
     )
+
+
+_RATE = re.compile(r"^([1-9][0-9]*(?:\.[0-9]+)?) ?(MB|MiB|Mbit|GB|GiB|Gbit)(?:/s)?$")
+_RATE_UNITS = {
+    "MB": 10**6,
+    "MiB": 1 << 20,
+    "Mbit": 10**6 // 8,
+    "GB": 10**9,
+    "GiB": 1 << 30,
+    "Gbit": 10**9 // 8,
+}
+
+
+def parse_rate(value: int | str) -> int:
+    """`transfer.max_rate` in bytes/s: an integer as is, or "50MB", "400Mbit", "1.5GiB/s"
+    (the schema's pattern has already admitted only these shapes)."""
+    if isinstance(value, int):
+        return value
+    found = _RATE.match(value)
+    if found is None:
+        raise ValueError(f"not a rate: {value!r}")
+    return round(float(found.group(1)) * _RATE_UNITS[found.group(2)])
 
 
 def _verify(verify: dict[str, Any]) -> VerifySettings:

@@ -24,6 +24,7 @@ from localai_provision.connectors.base import (
     DEFAULT_COMMAND_TIMEOUT_S,
     CommandResult,
     Connector,
+    Meter,
 )
 from localai_provision.site import parse_site
 from localai_provision.site.model import HostSpec
@@ -146,8 +147,12 @@ class FakeConnector(Connector):
     def put_file(self, local_path: Path, path: str, mode: int = 0o644) -> None:
         self.put(local_path.read_bytes(), path, mode)
 
-    def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+    def append_file(
+        self, local_path: Path, path: str, offset: int = 0, meter: Meter | None = None
+    ) -> None:
         data = local_path.read_bytes()[offset:]
+        if meter is not None and data:
+            meter(len(data))
         self._ask(Call("append_file", path=path, data=data, offset=offset))
         self.files[path] = self.files.get(path, b"")[:offset] + data
         self.bytes_sent += len(data)

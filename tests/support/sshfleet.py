@@ -84,6 +84,9 @@ class TestHost:
     # sshd's `Subsystem sftp` line for this host (None: no SFTP at all); a test changes it,
     # then restarts the host (stop_host/start_host) and sets it back when done.
     sftp: str | None = "internal-sftp"
+    # The network namespace its sshd runs in (and so every command of its sessions), None:
+    # this machine's own. bench/fanout.py --link-mbit gives each host one behind a slow link.
+    netns: str | None = None
 
 
 class SSHFleet:
@@ -102,7 +105,10 @@ class SSHFleet:
         *,
         startup_timeout: float = 10.0,
         keep_logs: bool = False,
+        places: Sequence[tuple[str, str]] | None = None,
     ) -> None:
+        """``places``: one (network namespace, address in it) per host, made by the caller
+        (bench/links.py); default: every host on loopback in this machine's namespace."""
         if not _PREFIX_RE.match(prefix):
             raise ValueError(f"prefix must match {_PREFIX_RE.pattern!r}, got {prefix!r}")
         if not 1 <= count <= _MAX_HOSTS:
@@ -112,6 +118,9 @@ class SSHFleet:
         self.prefix = prefix
         self.startup_timeout = startup_timeout
         self.keep_logs = keep_logs
+        if places is not None and len(places) != count:
+            raise ValueError(f"places names {len(places)} hosts, count is {count}")
+        self.places = list(places) if places is not None else None
         self.runid = _new_runid(prefix)
         self.homes_root = _homes_root(prefix, self.runid)
         self.client_key_path = self.base_dir / "client_ed25519"
@@ -323,6 +332,8 @@ class SSHFleet:
             # The user name in the file name lets cleanup_stale find orphaned listeners.
             config_path=host_dir / f"sshd_config.{user}",
             log_path=host_dir / "sshd.log",
+            address=self.places[index][1] if self.places else LOOPBACK,
+            netns=self.places[index][0] if self.places else None,
         )
 
     def _create_user(self, host: TestHost, client_pub: str) -> None:
@@ -400,8 +411,10 @@ class SSHFleet:
             log_offset = host.log_path.stat().st_size if host.log_path.exists() else 0
             with host.log_path.open("ab") as log:
                 # stderr goes to the log too: config errors are printed before -E applies.
+                # `ip netns exec` enters the namespace and execs sshd: the pid stays sshd's.
+                inside = ["ip", "netns", "exec", host.netns] if host.netns else []
                 proc = subprocess.Popen(
-                    [SSHD, "-D", "-f", str(host.config_path), "-E", str(host.log_path)],
+                    [*inside, SSHD, "-D", "-f", str(host.config_path), "-E", str(host.log_path)],
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.DEVNULL,
                     stderr=log,

@@ -181,6 +181,15 @@ BAD_FILES: list[tuple[str, str, int, int | None, str]] = [
         31,
         "a revision is",
     ),
+    (
+        "max-rate-too-low",
+        GOOD_HEAD + "    transfer: {max_rate: 1000}\n",
+        5,
+        26,
+        "below the minimum 65536",
+    ),
+    ("max-rate-kilobytes", GOOD_HEAD + "    transfer: {max_rate: 50kB}\n", 5, None, "a rate is"),
+    ("max-rate-bare-text", GOOD_HEAD + "    transfer: {max_rate: fast}\n", 5, None, "a rate is"),
 ]
 
 

@@ -4,6 +4,7 @@ one is open), files over the command channel (`cat` writing a temporary file, th
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
 import re
 import secrets
@@ -11,13 +12,16 @@ import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
 from localai_provision import shell
 from localai_provision.connectors.base import (
-    DEFAULT_COMMAND_TIMEOUT_S,
+    Meter,
     RemoteShellConnector,
+    metered,
+    upload_timeout,
 )
 from localai_provision.connectors.openssh.control import control_dir, control_path, ssh_argv
 from localai_provision.connectors.openssh.errors import translate
@@ -284,17 +288,24 @@ class OpenSSHConnector(RemoteShellConnector):
         )
         self._send(path, command, source, size)
 
-    def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+    def append_file(
+        self, local_path: Path, path: str, offset: int = 0, meter: Meter | None = None
+    ) -> None:
         """The file is cut at ``offset`` (dd with no input truncates its output there), then
         the rest appended: resumes an interrupted transfer."""
         target = shell.quote(path)
         cut = f"dd if=/dev/null of={target} bs=1 seek={offset} 2>/dev/null && " if offset else ""
         command = f"umask 077 && {cut}cat {'>>' if offset else '>'} {target}"
+        size = local_path.stat().st_size - offset
         with open(local_path, "rb") as src:
             src.seek(offset)
             # A lost connection keeps the partial file (the next apply resumes it); on a
             # full disk it goes: it would only hold the space the host needs.
-            self._send(path, command, src, local_path.stat().st_size - offset, partial=path)
+            if meter is None:
+                self._send(path, command, src, size, partial=path)
+                return
+            with _fed_pipe(metered(src, meter)) as piped:
+                self._send(path, command, piped, size, partial=path, paced=True)
 
     def _send(
         self,
@@ -303,12 +314,11 @@ class OpenSSHConnector(RemoteShellConnector):
         source: bytes | BinaryIO,
         size: int,
         partial: str | None = None,
+        paced: bool = False,
     ) -> None:
         """Run ``command`` with ``source`` as its stdin; a failure on a full disk removes
         ``partial`` (put's temporary file is removed by its own command)."""
-        exit_status, _, err = self._run_raw(
-            command, max(DEFAULT_COMMAND_TIMEOUT_S, size / 1e6), source
-        )
+        exit_status, _, err = self._run_raw(command, upload_timeout(size, paced), source)
         if exit_status == 0:
             self.bytes_sent += size
             return
@@ -351,3 +361,31 @@ def _megabytes(size: int | None) -> str:
 
 def _tail(data: bytes, lines: int = 20) -> str:
     return "\n".join(data.decode("utf-8", "replace").rstrip().splitlines()[-lines:])
+
+
+@contextlib.contextmanager
+def _fed_pipe(source: BinaryIO) -> Iterator[BinaryIO]:
+    """A pipe a thread fills from ``source``: `ssh` takes its stdin as a file descriptor, so
+    a metered (paced) upload reaches it through a pipe. The thread ends with the source, or
+    when the reader closes (a command that failed early: the write meets EPIPE)."""
+    read_fd, write_fd = os.pipe()
+
+    def feed() -> None:
+        try:
+            for piece in iter(lambda: source.read(1 << 16), b""):
+                view = memoryview(piece)
+                while view:
+                    view = view[os.write(write_fd, view) :]
+        except OSError:
+            pass  # the command ended before reading everything; it reports why
+        finally:
+            os.close(write_fd)
+
+    feeder = threading.Thread(target=feed, name="upload-feed", daemon=True)
+    feeder.start()
+    reader = os.fdopen(read_fd, "rb")
+    try:
+        yield reader
+    finally:
+        reader.close()
+        feeder.join()

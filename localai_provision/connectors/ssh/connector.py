@@ -18,8 +18,10 @@ import paramiko
 
 from localai_provision import shell
 from localai_provision.connectors.base import (
-    DEFAULT_COMMAND_TIMEOUT_S,
+    Meter,
     RemoteShellConnector,
+    metered,
+    upload_timeout,
 )
 from localai_provision.connectors.ssh.channel import (
     _DISK_FULL_BYTES,
@@ -302,22 +304,27 @@ class SSHConnector(RemoteShellConnector):
         self._upload_atomic(path, mode, copy, f"cannot copy {local_path} to {path}")
         self.bytes_sent += size
 
-    def append_file(self, local_path: Path, path: str, offset: int = 0) -> None:
+    def append_file(
+        self, local_path: Path, path: str, offset: int = 0, meter: Meter | None = None
+    ) -> None:
         if not self._has_sftp():
             with open(local_path, "rb") as src:
                 src.seek(offset)
-                self._append_by_command(path, offset, src, local_path.stat().st_size - offset)
+                size = local_path.stat().st_size - offset
+                paced = meter is not None
+                self._append_by_command(path, offset, metered(src, meter), size, paced)
             return
         sent = 0
         try:
             sftp = self._sftp_client()
-            with open(local_path, "rb") as src, sftp.open(path, "r+b" if offset else "wb") as out:
+            with open(local_path, "rb") as raw, sftp.open(path, "r+b" if offset else "wb") as out:
                 out.set_pipelined(True)
-                src.seek(offset)
+                raw.seek(offset)
                 out.seek(offset)
                 out.truncate(offset)
+                pieces = metered(raw, meter)
                 # SFTP writes go out in 32 KiB requests; pipelining keeps many in flight.
-                for chunk in iter(lambda: src.read(1 << 20), b""):
+                for chunk in iter(lambda: pieces.read(1 << 20), b""):
                     out.write(chunk)
                     sent += len(chunk)
         except (OSError, EOFError, paramiko.SSHException) as exc:
@@ -361,18 +368,20 @@ class SSHConnector(RemoteShellConnector):
         )
         self._send_by_command(path, command, source, size)
 
-    def _append_by_command(self, path: str, offset: int, source: BinaryIO, size: int) -> None:
+    def _append_by_command(
+        self, path: str, offset: int, source: BinaryIO, size: int, paced: bool
+    ) -> None:
         """append_file() without SFTP: the file is cut at ``offset`` (dd with no input
         truncates its output there), then the rest is appended."""
         target = shell.quote(path)
         cut = f"dd if=/dev/null of={target} bs=1 seek={offset} 2>/dev/null && " if offset else ""
         command = f"umask 077 && {cut}cat {'>>' if offset else '>'} {target}"
-        self._send_by_command(path, command, source, size)
+        self._send_by_command(path, command, source, size, paced)
 
-    def _send_by_command(self, path: str, command: str, source: BinaryIO, size: int) -> None:
-        exit_status, _, err = self._run_raw(
-            command, max(DEFAULT_COMMAND_TIMEOUT_S, size / 1e6), source
-        )
+    def _send_by_command(
+        self, path: str, command: str, source: BinaryIO, size: int, paced: bool = False
+    ) -> None:
+        exit_status, _, err = self._run_raw(command, upload_timeout(size, paced), source)
         if exit_status != 0:
             free = self._free_bytes(posixpath.dirname(path))
             full = free is not None and free < _DISK_FULL_BYTES
