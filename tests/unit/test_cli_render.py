@@ -357,7 +357,7 @@ def test_drift_line(r: HostResult, expected: str) -> None:
         ),
         (
             result(S.UNREACHABLE, error=UNREACHABLE),
-            ("m1", "unreachable", "-", "-", "-", "-", "-", "-", "-", "-", "-", "-"),
+            ("m1", "unreachable", *("-",) * 11),
         ),
     ],
 )
@@ -382,7 +382,7 @@ def test_status_row_of_a_stopped_server_without_packages() -> None:
         }
     )
     row = status_row(result(S.STOPPED, details=stopped))
-    assert row[2:] == ("-", "-", "10240", "not installed", "-", "none", "-", "-", "-", "-")
+    assert row[2:] == ("-", "-", "10240", "not installed", "-", "none", "-", "-", "-", "-", "-")
 
 
 def test_status_shows_loaded_and_loading_models_and_the_log_size_with_its_rotated_files() -> None:
