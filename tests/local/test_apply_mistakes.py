@@ -38,7 +38,6 @@ def site(tmp_path: Path, wheelhouse: Path, packages: dict[str, str], **server: A
         "prefix": str(tmp_path / "prefix"),
         "hf_home": str(tmp_path / "hf"),
         "python": "/usr/bin/python3",
-        "installer": "pip",
         "packages": packages,
         "package_index": {"no_index": True, "find_links": [str(wheelhouse)]},
         "server": {"port": free_port(), **server},
@@ -101,7 +100,8 @@ def test_a_failed_apply_counts_what_it_changed_before_failing(
     assert {"package mlx-omni-server", "shim", "server-config"} <= done
     assert any(r.startswith("generation ") for r in done)  # built, not switched to
     assert "model org/gone" not in done and "service" not in done
-    assert [s["step"] for s in host["steps"]][:2] == ["venv", "packages"]
+    steps = [s["step"] for s in host["steps"]]
+    assert steps[0] == "venv" and steps[1:3] == ["installer", "packages"]  # uv, then with it
     code, text, _ = run("apply", str(path))
     row = next(line for line in text.splitlines() if line.startswith("here"))
     assert row.split()[1:3] == ["failed", "0"]  # the second run had nothing left to do...

@@ -62,7 +62,6 @@ def test_a_secret_is_never_shown(
                         "prefix": str(tmp_path / "prefix"),
                         "hf_home": str(tmp_path / "hf"),
                         "python": "/usr/bin/python3",
-                        "installer": "pip",
                         "packages": {"mlx-omni-server": "0.5.1"},
                         "package_index": {"no_index": True, "find_links": [str(wheelhouse)]},
                         "models": [{"id": "org/tiny", "source": str(model)}],
