@@ -333,13 +333,7 @@ def _converge(
         if waited:
             # Another apply ran meanwhile: plan again from what the host is now.
             host = host.with_facts(gather(host.connector, host.spec))
-            changes = plan(
-                host.spec,
-                host.facts,
-                lock,
-                retry_failed=options.retry_failed,
-                sizes=source_sizes(host.spec),
-            )
+            changes = replan(host.spec, host.facts, lock, options)
             if not changes:
                 return _unchanged(host, warnings + host.log.warnings)
         locked = lock if isinstance(lock, Lock) else None
@@ -350,13 +344,7 @@ def _converge(
                 fleet.progress(host.name, "rolling back")
                 raise roll_back(host, exc, options) from None
             raise
-        remaining = plan(
-            host.spec,
-            after.facts,
-            lock,
-            retry_failed=options.retry_failed,
-            sizes=source_sizes(host.spec),
-        )
+        remaining = replan(host.spec, after.facts, lock, options)
         if remaining:
             raise HostError(
                 host=host.name,
@@ -389,6 +377,14 @@ def _rolls_back(host: HostContext, changes: list[Change], failed: HostError) -> 
     return moved and gens.current is not None and can_return_to(gens.serving)
 
 
+def replan(
+    spec: HostSpec, facts: Facts, lock: Lock | LockError | None, options: ApplyOptions
+) -> list[Change]:
+    """apply's plan: the models' sizes as the controller has them now (the memory check),
+    and --retry-failed."""
+    return plan(spec, facts, lock, retry_failed=options.retry_failed, sizes=source_sizes(spec))
+
+
 def gathered(
     connector: Connector, spec: HostSpec, log: StepLog
 ) -> tuple[HostContext, Lock | LockError | None]:
@@ -413,9 +409,7 @@ def apply_job_factory(
             fleet.progress(spec.name, "gathering facts")
             host, lock = gathered(connector, spec, log)
             warnings = list(getattr(connector, "warnings", [])) + plan_warnings(spec, host.facts)
-            changes = plan(
-                spec, host.facts, lock, retry_failed=options.retry_failed, sizes=source_sizes(spec)
-            )
+            changes = replan(spec, host.facts, lock, options)
             if not changes:
                 return _unchanged(host, warnings)
             return _converge(fleet, host, changes, lock, options, shared, warnings)
