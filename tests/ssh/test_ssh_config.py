@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from tests.conftest import CAN_SSH
+from tests.support import hostprep
 from tests.support.lab import Lab
 from tests.support.sshfleet import TestHost
 
@@ -67,6 +68,7 @@ def accepted(host: TestHost) -> int:
 
 def test_an_alias_of_ssh_config_is_reached_through_its_proxyjump(lab: Lab) -> None:
     jump, target = lab.fleet.hosts[0], lab.fleet.hosts[1]
+    hostprep.reset_host(target)  # no server left by an earlier test (the status asserted)
     config = lab.tmp_path / "ssh_config"
     config.write_text(ssh_config(lab, jump, target))
     path = site(lab, config, {"mac-b": {"server": {"port": lab.ports[target.name]}}})
