@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 
 from localai_provision import tinymodel
-from localai_provision.site.model import HUB_PREFIX, HostSpec, ModelSpec
+from localai_provision.site.model import HUB_PREFIX, HostSpec, ModelSpec, cache_dir_name
 
 
 def source_bytes(model: ModelSpec) -> int | None:
@@ -37,9 +37,7 @@ def source_bytes(model: ModelSpec) -> int | None:
 def _hub_cache_bytes(repo_id: str, revision: str) -> int | None:
     """A hub model's size in the controller's own cache (huggingface_hub's layout), if there."""
     home = Path(os.environ.get("HF_HOME") or Path.home() / ".cache" / "huggingface")
-    base = Path(os.environ.get("HF_HUB_CACHE") or home / "hub") / (
-        "models--" + repo_id.replace("/", "--")
-    )
+    base = Path(os.environ.get("HF_HUB_CACHE") or home / "hub") / cache_dir_name(repo_id)
     try:
         commit = (base / "refs" / revision).read_text().strip()
     except OSError:

@@ -8,7 +8,7 @@ from localai_provision.benchresults import BenchRecord
 from localai_provision.connectors.base import connector_for
 from localai_provision.constants import DEFAULT_FORKS
 from localai_provision.facts.gather import gather
-from localai_provision.facts.model import Facts, LoadedModels
+from localai_provision.facts.model import Facts
 from localai_provision.fleet import ConnectorFactory, Fleet, HostResult
 from localai_provision.lock import lock_for
 from localai_provision.model_sizes import source_sizes
@@ -59,19 +59,10 @@ def _pull_timer(facts: Facts) -> PullTimer | None:
     return PullTimer(kind=timer.kind, path=timer.path, definition=timer.definition)
 
 
-def _published_models(facts: Facts) -> LoadedModels | None:
-    """The shim's loaded-models file, if the server running now wrote it."""
-    published = facts.loaded_models
-    process = facts.service.process
-    if published is None or process is None or not facts.service.running:
-        return None
-    return published if published.current(process.pid) else None
-
-
 def _loaded_models(facts: Facts) -> tuple[str, ...] | None:
     """What the start-up shim publishes (mlx-omni-server 0.5.1 has no route for it), else
     GET /v1/cache of later releases; None when the server cannot say."""
-    published = _published_models(facts)
+    published = facts.published_models
     if published is not None:
         return published.loaded
     cache = facts.endpoint("/v1/cache")
@@ -87,7 +78,7 @@ def _loaded_models(facts: Facts) -> tuple[str, ...] | None:
 
 
 def _loading_models(facts: Facts) -> tuple[str, ...]:
-    published = _published_models(facts)
+    published = facts.published_models
     return published.loading if published is not None else ()
 
 

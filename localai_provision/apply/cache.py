@@ -15,6 +15,7 @@ from localai_provision import scripts, shell
 from localai_provision.apply.context import HostContext
 from localai_provision.layout import CACHE_MARKER, REMOVING_PREFIX
 from localai_provision.plan.change import Action, Change, Kind
+from localai_provision.site.model import cache_dir_name
 
 # Exit status of prune_models.py for a cache without the tool's marker.
 NOT_OURS = 3
@@ -44,12 +45,12 @@ def prune_argv(
         if change.action != Action.REMOVE:
             continue
         if change.kind == Kind.MODEL:
-            remove.append("models--" + change.name.replace("/", "--"))
+            remove.append(cache_dir_name(change.name))
         elif change.name.startswith(REMOVING_PREFIX):
             leftovers.append(change.name)
         elif change.kind == Kind.MODEL_FILES:
-            folder = "models--" + change.name.replace("/", "--")
-            clean.append({"dir": folder, "revision": revisions.get(change.name, "main")})
+            revision = revisions.get(change.name, "main")
+            clean.append({"dir": cache_dir_name(change.name), "revision": revision})
     config = {
         "hub": hub_of(hf_home),
         "marker": CACHE_MARKER,

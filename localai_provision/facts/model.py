@@ -281,6 +281,15 @@ class Facts:
     # None: no file (a server without the shim, or one that never wrote it).
     loaded_models: LoadedModels | None = None
 
+    @property
+    def published_models(self) -> LoadedModels | None:
+        """The shim's loaded-models file, if the server running now wrote it (a file left
+        by a server that has died since is stale)."""
+        published, process = self.loaded_models, self.service.process
+        if published is None or process is None or not self.service.running:
+            return None
+        return published if published.current(process.pid) else None
+
     def endpoint(self, path: str) -> EndpointFacts | None:
         return next((e for e in self.endpoints if e.path == path), None)
 

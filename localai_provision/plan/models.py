@@ -93,12 +93,8 @@ def prune_model_changes(spec: HostSpec, facts: Facts) -> list[Change]:
 def loading(facts: Facts) -> set[str]:
     """Models the running server is loading right now, as the start-up shim publishes them:
     removing a model's files under its load would fail that request half way."""
-    published = facts.loaded_models
-    process = facts.service.process
-    pid = process.pid if process is not None and process.alive else None
-    if published is None or not published.current(pid):
-        return set()
-    return set(published.loading)
+    published = facts.published_models
+    return set(published.loading) if published is not None else set()
 
 
 def _stale_words(snapshots: tuple[str, ...], blobs: dict[str, int]) -> str:

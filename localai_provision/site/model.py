@@ -61,6 +61,11 @@ class PackageIndex:
         return options
 
 
+def cache_dir_name(model_id: str) -> str:
+    """The folder huggingface_hub uses for a model repo: ORG/NAME -> models--ORG--NAME."""
+    return "models--" + model_id.replace("/", "--")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     id: str
@@ -75,7 +80,7 @@ class ModelSpec:
     @property
     def cache_dir_name(self) -> str:
         """The folder huggingface_hub uses for this repo: models--ORG--NAME."""
-        return "models--" + self.id.replace("/", "--")
+        return cache_dir_name(self.id)
 
 
 @dataclass(frozen=True)
