@@ -61,6 +61,30 @@ def test_a_connection_lost_during_a_command(connector: SSHConnector) -> None:
         connector.run("kill -9 $PPID; sleep 5", timeout=20)
 
 
+def test_a_connection_lost_with_its_command_is_still_a_lost_connection(
+    connector: SSHConnector,
+) -> None:
+    # A dropped session kills the command and the sshd process serving it. When the command
+    # dies first, sshd closes the channel (no exit status) before the socket ends: that must
+    # not read as a command that failed with no output (what the CI run of 2026-12-02
+    # reported). Here sshd is killed 0.2 s after the command, by a process left behind.
+    later = "(sleep 0.2; kill -9 $PPID) </dev/null >/dev/null 2>&1 &"
+    with connector, pytest.raises(ConnectError, match="lost during a command"):
+        connector.run(f"{later} kill -9 $$", timeout=20)
+
+
+def test_a_command_killed_by_a_signal_leaves_the_connection_usable(
+    connector: SSHConnector,
+) -> None:
+    with connector:
+        result = connector.run("echo before; kill -9 $$", timeout=20)
+        assert not result.ok and result.stdout == "before\n"
+        assert connector._client is not None
+        transport = connector._client.get_transport()
+        assert connector.run("echo after").stdout == "after\n"
+        assert connector._client.get_transport() is transport  # the same connection
+
+
 def test_aes_gcm_is_preferred(connector: SSHConnector) -> None:
     """Cheaper than AES-CTR with HMAC-SHA2 for large copies (no separate MAC pass)."""
     with connector:

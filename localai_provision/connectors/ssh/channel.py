@@ -82,9 +82,32 @@ def _exec(
             into.append(chunk)
     if not channel.status_event.wait(max(0.0, deadline - time.monotonic())):
         raise _CommandTimeout
-    if channel.exit_status == -1 and not channel.get_transport().is_active():
+    if channel.exit_status == -1 and not _still_connected(channel.get_transport()):
         raise EOFError("the connection closed before the command's exit status came")
     return channel.recv_exit_status()
+
+
+_PROBE_S = 2.0  # how long a closed channel's connection is watched before it counts as alive
+
+
+def _still_connected(transport: paramiko.Transport | None) -> bool:
+    """A channel that closed without an exit status: its command was killed by a signal on a
+    live connection, or the connection is going down. When sshd's session process is killed,
+    the channel's close can come in before the socket's EOF (the CI run of 2026-12-02 read
+    such a close as a failed command with no output, not as a lost connection). A request
+    sent now makes a dead socket fail and a live sshd answer; the wait is bounded."""
+    if transport is None or not transport.is_active():
+        return False
+    try:
+        transport.global_request("keepalive@openssh.com", wait=False)
+    except (paramiko.SSHException, OSError, EOFError):
+        return False
+    deadline = time.monotonic() + _PROBE_S
+    while time.monotonic() < deadline:
+        if not transport.is_active():
+            return False
+        time.sleep(0.02)
+    return transport.is_active()
 
 
 def _text(chunks: list[bytes]) -> str:
