@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import time
 from functools import cache
@@ -41,6 +42,15 @@ def remote_script() -> str:
     folder = resources.files("localai_provision.facts")
     parts = ("remote_base.py", "remote_mac.py", "remote_cache.py", "remote.py")
     return "\n".join((folder / name).read_text("utf-8") for name in parts)
+
+
+@cache
+def _script_words() -> tuple[str, str]:
+    """The loader and the script's digest, as shell words: the loader runs the script from
+    the host's cache of its compiled code (remote_loader.py)."""
+    loader = resources.files("localai_provision.facts") / "remote_loader.py"
+    digest = hashlib.sha256(remote_script().encode("utf-8")).hexdigest()
+    return shell.quote(loader.read_text("utf-8")), digest
 
 
 def needs_root(spec: HostSpec) -> bool:
@@ -94,17 +104,20 @@ def facts_command(spec: HostSpec, doctor: bool = False) -> str:
             "markers": [CRON_BEGIN, CRON_END],
         },
     }
-    script = shell.quote(remote_script())
+    loader, digest = _script_words()
+    # The script is a shell variable, so that its 35 KB are sent once, not once per exec.
     arg = shell.quote(json.dumps(config, separators=(",", ":")))
+    run = f'-I -S -c {loader} {digest} "$s" {arg}'
     venv_python = shell.path_word(Layout(spec.prefix.rstrip("/")).venv_python)
     return (
         # `uname` the command, not the kernel call: it is what the host reports.
         'LOCALAI_UNAME="$(uname -srm 2>/dev/null)"; export LOCALAI_UNAME; '
+        f"s={shell.quote(remote_script())}; "
         f"p={shell.path_word(spec.python)}; "
-        f'if command -v "$p" >/dev/null 2>&1; then exec "$p" -I -S -c {script} {arg}; fi; '
+        f'if command -v "$p" >/dev/null 2>&1; then exec "$p" {run}; fi; '
         f"for p in {venv_python} python3 /usr/bin/python3; do "
         f'if command -v "$p" >/dev/null 2>&1; then '
-        f'LOCALAI_PY_FALLBACK=1 exec "$p" -I -S -c {script} {arg}; fi; done; '
+        f'LOCALAI_PY_FALLBACK=1 exec "$p" {run}; fi; done; '
         f"echo 'no Python interpreter found' >&2; exit {EXIT_NO_PYTHON}"
     )
 

@@ -166,10 +166,11 @@ def test_a_wrong_clock_is_warned_about(lab: Lab, small_model: Path, faults: Faul
     wrapper = host.home / "skewed-python"
     wrapper.write_text(
         "#!/bin/sh\n"
-        '# called as: skewed-python -I -S -c SCRIPT ARG\nexec /usr/bin/python3 -I -S -c "'
+        "# called as: skewed-python -I -S -c CODE ARG...\nshift 3\n"
+        'exec /usr/bin/python3 -I -S -c "'
         "import sys, time; real = time.time; time.time = lambda: real() + 3600; "
         "code = sys.argv[1]; sys.argv = ['-c'] + sys.argv[2:]; "
-        "exec(compile(code, '<facts>', 'exec'), {'__name__': '__main__'})\" \"$4\" \"$5\"\n"
+        "exec(compile(code, '<facts>', 'exec'), {'__name__': '__main__'})\" \"$@\"\n"
     )
     wrapper.chmod(0o755)
     hostprep.chown_tree(wrapper, host.user)
