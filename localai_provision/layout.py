@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import plistlib
 import posixpath
 from dataclasses import dataclass
 from typing import Any
@@ -339,6 +338,8 @@ def launchd_plist(spec: HostSpec, layout: Layout, user: str, home: str) -> bytes
     server, because `launchctl print` shows a job's environment to any local user. So the
     plist is 0644, readable by facts, and changes only when the tool's launcher does. Every
     path is absolute (launchd expands no `~` or $HOME)."""
+    import plistlib  # only for a Mac: 8 ms of drift's start-up (with datetime, pyexpat)
+
     job: dict[str, Any] = {
         "Label": launchd_label(spec),
         "ProgramArguments": [
@@ -369,6 +370,8 @@ def launchd_plist(spec: HostSpec, layout: Layout, user: str, home: str) -> bytes
 def same_plist(installed: str | None, wanted: bytes) -> bool:
     """Is the plist on the host the one wanted? Compared parsed: the root helper rewrites a
     LaunchDaemon's plist with `plutil -convert xml1`, whose spelling may differ."""
+    import plistlib  # only for a Mac: 8 ms of drift's start-up (with datetime, pyexpat)
+
     if installed is None:
         return False
     try:
@@ -402,6 +405,8 @@ def wired_limit_plist_path(spec: HostSpec) -> str:
 
 
 def wired_limit_plist(limit_mb: int) -> bytes:
+    import plistlib  # only for a Mac: 8 ms of drift's start-up (with datetime, pyexpat)
+
     job = {
         "Label": WIRED_LIMIT_LABEL,
         "ProgramArguments": ["/usr/sbin/sysctl", f"iogpu.wired_limit_mb={limit_mb}"],
@@ -479,6 +484,8 @@ def pull_cron_block(spec: HostSpec) -> str:
 def pull_plist(spec: HostSpec, layout: Layout, user: str, home: str) -> bytes:
     """The pull job for launchd: every `interval_s`, not at load (apply from the controller
     has just converged the host), as the host's user."""
+    import plistlib  # only for a Mac: 8 ms of drift's start-up (with datetime, pyexpat)
+
     job: dict[str, Any] = {
         "Label": PULL_LABEL,
         "ProgramArguments": ["/bin/sh", "-c", pull_script(spec, home)],

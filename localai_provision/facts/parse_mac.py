@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import plistlib
 import re
 from typing import Any
 
@@ -16,6 +15,8 @@ def parse_macos_version(plist_text: str | None) -> str:
     prints as ProductVersion), e.g. `14.5`."""
     if not plist_text:
         return ""
+    import plistlib  # only for a Mac: 8 ms of drift's start-up (with datetime, pyexpat)
+
     try:
         data = plistlib.loads(plist_text.encode("utf-8"))
     except (plistlib.InvalidFileException, ValueError, SyntaxError):
