@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import pwd
+import shutil
 import signal
 import socket
 import subprocess
@@ -373,14 +375,25 @@ def _tree(root: Path) -> dict[str, tuple[int, int, float]]:
     return found
 
 
-def test_drift_and_plan_change_nothing_on_the_host(lab: Lab) -> None:
+def test_drift_and_plan_change_nothing_on_the_host_but_the_kept_facts_code(lab: Lab) -> None:
     host = lab.fleet.hosts[2]
     site = lab.site([host])
     hostprep.prepare_in_sync(lab.fleet, host, lab.spec(site, host), lab.wheelhouse)
     hostprep.kill_servers(host)  # a drifted host: the check must still leave it as it is
+    # The one thing a check writes: the facts script's compiled code, in the user's cache
+    # folder, for the next check (facts/remote_loader.py). Removed first to see it written.
+    kept = host.home / ".cache" / "localai-provision"
+    shutil.rmtree(kept, ignore_errors=True)
     before = _tree(host.home)
     for _ in range(3):
         assert lab.drift_json(site)[0] == 2
         assert lab.cli("plan", str(site))[0] == 2
         assert lab.cli("status", str(site))[0] == 0
-    assert _tree(host.home) == before
+    after = _tree(host.home)
+    cache = {p for p in after if p == ".cache" or p.startswith(".cache/localai-provision")}
+    assert {p: v for p, v in after.items() if p not in cache} == {
+        p: v for p, v in before.items() if p not in cache
+    }
+    [entry] = (kept / "facts").iterdir()
+    assert entry.stat().st_mode & 0o777 == 0o600
+    assert entry.stat().st_uid == pwd.getpwnam(host.user).pw_uid
