@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,13 @@ from tests.support.wheels import build_standin_server, build_wheel
 
 FLEET_SIZE = 8
 CAN_SSH = os.geteuid() == 0 and Path(SSHD).exists()
+
+# A run started in the background by a shell without job control (`cmd &` in a script) starts
+# with SIGINT ignored, and every controller the tests start would inherit that: the Ctrl-C
+# tests' controllers finished their apply instead of stopping with 130 (a run of 2026-12-02).
+# A handler, unlike "ignored", is not inherited across exec: the controllers get the default.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
