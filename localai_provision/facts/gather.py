@@ -107,13 +107,13 @@ def facts_command(spec: HostSpec, doctor: bool = False) -> str:
         },
     }
     loader, digest = _script_words()
-    # The script is a shell variable, so that its 35 KB are sent once, not once per exec.
     arg = shell.quote(json.dumps(config, separators=(",", ":")))
     run = f'-I -S -c {loader} {digest} "$s" {arg}'
     venv_python = shell.path_word(Layout(spec.prefix.rstrip("/")).venv_python)
     return (
         # `uname` the command, not the kernel call: it is what the host reports.
         'LOCALAI_UNAME="$(uname -srm 2>/dev/null)"; export LOCALAI_UNAME; '
+        # The script in a shell variable: its 35 KB are sent once, not once per `exec`.
         f"s={shell.quote(remote_script())}; "
         f"p={shell.path_word(spec.python)}; "
         f'if command -v "$p" >/dev/null 2>&1; then exec "$p" {run}; fi; '
