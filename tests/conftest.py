@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ CAN_SSH = os.geteuid() == 0 and Path(SSHD).exists()
 # with SIGINT ignored, and every controller the tests start would inherit that: the Ctrl-C
 # tests' controllers finished their apply instead of stopping with 130 (a run of 2026-12-02).
 # A handler, unlike "ignored", is not inherited across exec: the controllers get the default.
-if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN and (
+    threading.current_thread() is threading.main_thread()  # signal() is refused elsewhere
+):
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
 

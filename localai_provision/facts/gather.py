@@ -50,9 +50,9 @@ def remote_script() -> str:
 def _script_words() -> tuple[str, str]:
     """The loader and the script's digest, as shell words: the loader runs the script from
     the host's cache of its compiled code (remote_loader.py)."""
-    loader = _HERE / "remote_loader.py"
-    digest = hashlib.sha256(remote_script().encode("utf-8")).hexdigest()
-    return shell.quote(loader.read_text("utf-8")), digest
+    loader = (_HERE / "remote_loader.py").read_text("utf-8")
+    digest = hashlib.sha256((loader + remote_script()).encode("utf-8")).hexdigest()
+    return shell.quote(loader), digest
 
 
 def needs_root(spec: HostSpec) -> bool:

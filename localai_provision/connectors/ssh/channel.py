@@ -87,15 +87,19 @@ def _exec(
     return channel.recv_exit_status()
 
 
-_PROBE_S = 2.0  # how long a closed channel's connection is watched before it counts as alive
+# How long a connection is watched after a channel closed without an exit status.
+_PROBE_S = 2.0
 
 
 def _still_connected(transport: paramiko.Transport | None) -> bool:
     """A channel that closed without an exit status: its command was killed by a signal on a
-    live connection, or the connection is going down. When sshd's session process is killed,
-    the channel's close can come in before the socket's EOF (the CI run of 2026-12-02 read
-    such a close as a failed command with no output, not as a lost connection). A request
-    sent now makes a dead socket fail and a live sshd answer; the wait is bounded."""
+    live connection, or the connection is going down. When a dropped session kills the
+    command and the sshd process serving it, sshd may close the channel before it dies and
+    the socket ends (the CI run of 2026-12-02 read that as a failed command with no output).
+    So the connection is watched for _PROBE_S: a keepalive is sent (no reply asked; on a
+    dead socket the send fails or the reader sees the end), and the transport must stay up.
+    A reply would not do: sshd can answer in the moment before it is killed. The 2 s are
+    paid only by a command killed by a signal."""
     if transport is None or not transport.is_active():
         return False
     try:
