@@ -16,6 +16,7 @@ import pytest
 
 from tests.support import hostprep
 from tests.support.lab import Lab
+from tests.support.models import model_folder
 from tests.support.sshfleet import SSHFleet, TestHost
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,24 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def small_model(shared_dir: Path) -> Path:
-    folder = shared_dir / "fault-models" / "tiny"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
-    (folder / "model.safetensors").write_bytes(os.urandom(256 * 1024))
-    (folder / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {"a": 0}}}))
-    return folder
+    return model_folder(shared_dir / "fault-models" / "tiny", 256 * 1024)
 
 
 @pytest.fixture(scope="session")
 def big_model(shared_dir: Path) -> Path:
     """A model of 48 MB: its copy takes long enough to be interrupted, and fills 20 MB."""
-    folder = shared_dir / "fault-models" / "big"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
-    with open(folder / "model.safetensors", "wb") as f:
-        for _ in range(48):
-            f.write(os.urandom(1 << 20))
-    return folder
+    return model_folder(shared_dir / "fault-models" / "big", 48 << 20, tokenizer=False)
 
 
 @pytest.fixture(autouse=True)

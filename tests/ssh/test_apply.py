@@ -21,6 +21,7 @@ import pytest
 from tests.conftest import CAN_SSH
 from tests.support import hostprep
 from tests.support.lab import Lab
+from tests.support.models import model_folder
 from tests.support.sshfleet import TestHost
 
 pytestmark = [
@@ -32,12 +33,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def model_source(shared_dir: Path) -> Path:
     """A model folder on the controller, copied to hosts through `source:`."""
-    folder = shared_dir / "models" / "tiny-a"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
-    (folder / "model.safetensors").write_bytes(os.urandom(256 * 1024))
-    (folder / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {"a": 0}}}))
-    return folder
+    return model_folder(shared_dir / "models" / "tiny-a", 256 * 1024)
 
 
 def models(source: Path, *extra: tuple[str, Path]) -> list[dict[str, str]]:

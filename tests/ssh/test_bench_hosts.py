@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +13,7 @@ import pytest
 from tests.conftest import CAN_SSH
 from tests.support import hostprep
 from tests.support.lab import Lab
+from tests.support.models import model_folder
 from tests.support.sshfleet import TestHost
 
 pytestmark = [
@@ -25,11 +25,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def model_source(shared_dir: Path) -> Path:
     """A model folder on the controller, copied to hosts through `source:`."""
-    folder = shared_dir / "models" / "tiny-bench"
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
-    (folder / "model.safetensors").write_bytes(os.urandom(64 * 1024))
-    return folder
+    return model_folder(shared_dir / "models" / "tiny-bench", 64 * 1024, tokenizer=False)
 
 
 def positive(value: object) -> bool:

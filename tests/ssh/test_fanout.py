@@ -23,6 +23,7 @@ from localai_provision.transfer import Artifact, Distributor, Placement
 from tests.conftest import CAN_SSH
 from tests.support import hostprep
 from tests.support.lab import Lab
+from tests.support.models import model_folder
 from tests.support.sshfleet import TestHost
 
 pytestmark = [
@@ -36,11 +37,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def big_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = tmp_path_factory.mktemp("models") / "big"
-    folder.mkdir()
-    (folder / "config.json").write_text(json.dumps({"model_type": "llama", "hidden_size": 64}))
-    (folder / "model.safetensors").write_bytes(os.urandom(BIG))
-    (folder / "tokenizer.json").write_text(json.dumps({"model": {"vocab": {"a": 0}}}))
+    folder = model_folder(tmp_path_factory.mktemp("models") / "big", BIG)
     folder.chmod(0o755)
     return folder
 
