@@ -47,12 +47,13 @@ def remote_script() -> str:
 
 
 @cache
-def _script_words() -> tuple[str, str]:
-    """The loader and the script's digest, as shell words: the loader runs the script from
-    the host's cache of its compiled code (remote_loader.py)."""
+def _script_words() -> tuple[str, str, str]:
+    """The loader, the digest of loader and script, and the script, as shell words (quoted
+    once, not once per host): the loader runs the script from the host's cache of its
+    compiled code (remote_loader.py)."""
     loader = (_HERE / "remote_loader.py").read_text("utf-8")
     digest = hashlib.sha256((loader + remote_script()).encode("utf-8")).hexdigest()
-    return shell.quote(loader), digest
+    return shell.quote(loader), digest, shell.quote(remote_script())
 
 
 def needs_root(spec: HostSpec) -> bool:
@@ -106,7 +107,7 @@ def facts_command(spec: HostSpec, doctor: bool = False) -> str:
             "markers": [CRON_BEGIN, CRON_END],
         },
     }
-    loader, digest = _script_words()
+    loader, digest, script = _script_words()
     arg = shell.quote(json.dumps(config, separators=(",", ":")))
     run = f'-I -S -c {loader} {digest} "$s" {arg}'
     venv_python = shell.path_word(Layout(spec.prefix.rstrip("/")).venv_python)
@@ -114,7 +115,7 @@ def facts_command(spec: HostSpec, doctor: bool = False) -> str:
         # `uname` the command, not the kernel call: it is what the host reports.
         'LOCALAI_UNAME="$(uname -srm 2>/dev/null)"; export LOCALAI_UNAME; '
         # The script in a shell variable: its 35 KB are sent once, not once per `exec`.
-        f"s={shell.quote(remote_script())}; "
+        f"s={script}; "
         f"p={shell.path_word(spec.python)}; "
         f'if command -v "$p" >/dev/null 2>&1; then exec "$p" {run}; fi; '
         f"for p in {venv_python} python3 /usr/bin/python3; do "

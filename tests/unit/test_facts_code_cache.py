@@ -79,7 +79,7 @@ def test_the_first_check_keeps_the_compiled_script_and_the_next_loads_it(
     first = _facts(tmp_path, home)
     folder = _folder(home)
     [entry] = folder.iterdir()
-    _, digest = _script_words()
+    _, digest, _ = _script_words()
     assert entry.name.startswith(digest + "-cpython-")
     assert folder.stat().st_mode & 0o777 == 0o700
     assert entry.stat().st_mode & 0o777 == 0o600
